@@ -1,0 +1,27 @@
+"""Shared pytest configuration: markers that skip when their resource is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_gpu = _has_cuda()
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none on this machine"))
+        if "e2b" in item.keywords and not os.environ.get("E2B_API_KEY"):
+            item.add_marker(pytest.mark.skip(reason="needs E2B_API_KEY (and internet) for the E2B cloud"))
+        if "bwrap" in item.keywords and shutil.which("bwrap") is None:
+            item.add_marker(pytest.mark.skip(reason="needs bubblewrap: apt-get install -y bubblewrap"))
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
