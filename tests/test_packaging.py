@@ -63,7 +63,8 @@ def test_wheel_installs_and_imports_in_a_scratch_venv(wheel: Path, tmp_path: Pat
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import toolgym, toolgym.envs, toolgym.envs.sandbox;"
-            "import importlib.util as u; assert toolgym.envs.__file__.startswith(sys.argv[1]), toolgym.envs.__file__;"
+            "import importlib.util as u;"
+            "assert toolgym.envs.__file__.startswith(sys.argv[1]), toolgym.envs.__file__;"
             "assert all(u.find_spec(m) is None or not u.find_spec(m).origin.startswith(sys.argv[1])"
             " for m in ('envs', 'agents', 'tasks', 'curriculum', 'trainers')); print('ok')")
     out = subprocess.run([str(python), "-c", code, str(target)], capture_output=True, text=True,
