@@ -1,0 +1,176 @@
+"""The learner's invariances: packing and accumulation never change the gradient; 2 gloo ranks = 1 rank.
+
+Real tiny Qwen2 model (built locally), real torch.distributed on gloo in two spawned processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from toolgym.trainers.batching import Sample, micro_batches, pack
+from toolgym.trainers.config import OptimizerConfig
+from toolgym.trainers.learner import Learner, Normaliser, lr_lambda, nll_loss
+
+
+def _tiny_model(seed: int = 0):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      tie_word_embeddings=True)
+    return Qwen2ForCausalLM(cfg)
+
+
+def _samples(n: int = 8, seed: int = 1) -> list[Sample]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        length = int(torch.randint(6, 20, (1,), generator=g))
+        ids = torch.randint(1, 97, (length,), generator=g).tolist()
+        prompt = 3
+        mask = [0.0] * (prompt - 1) + [1.0] * (length - prompt)
+        old = [0.0] * (prompt - 1) + (-torch.rand(length - prompt, generator=g) * 4).tolist()
+        adv = [0.0] * (prompt - 1) + [(-1.0) ** i * 0.5] * (length - prompt)
+        out.append(Sample(ids=ids, mask=mask, old_logp=old, advantages=adv, positive=i % 2 == 0))
+    return out
+
+
+def _ratio_loss(mb, logp, entropy, norm: Normaliser):
+    """A PPO-like per-token loss (the learner is loss-agnostic; registry losses are tested elsewhere)."""
+    ratio = torch.exp(logp - mb.old_logp)
+    per_token = -mb.advantages * torch.clamp(ratio, 0.0, 5.0)
+    loss = (per_token * mb.mask).sum() / norm.tokens
+    return loss, {"loss/policy": float(loss.detach())}
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _run(budget: int, loss_fn=_ratio_loss, samples=None) -> tuple[Learner, dict[str, torch.Tensor]]:
+    cfg = OptimizerConfig(lr=1e-3, micro_batch_tokens=budget)
+    learner = Learner(_tiny_model(), cfg, loss_fn, total_steps=4)
+    metrics = learner.update(samples or _samples())
+    assert metrics["learner/nonfinite"] == 0.0
+    return learner, _grads(learner.model)
+
+
+def test_packing_respects_the_token_budget() -> None:
+    samples = _samples(12)
+    for budget in (1, 20, 40, 1000):
+        groups = pack(samples, budget)
+        assert sorted(i for g in groups for i in g) == list(range(12))
+        for g in groups:
+            longest = max(samples[i].num_tokens for i in g)
+            assert len(g) == 1 or len(g) * longest <= budget
+    assert len(pack(samples, 1000)) == 1 and len(pack(samples, 1)) == 12
+
+
+def test_padded_microbatch_gives_the_same_logprobs_as_unpadded() -> None:
+    from toolgym.trainers.learner import token_logprobs
+
+    model = _tiny_model().eval()
+    samples = _samples(4)
+    (together,) = micro_batches(samples, 10_000)
+    logp_all, _ = token_logprobs(model, together)
+    for r, i in enumerate(together.rows):
+        (alone,) = micro_batches([samples[i]], 10_000)
+        logp_one, _ = token_logprobs(model, alone)
+        n = samples[i].num_tokens - 1
+        torch.testing.assert_close(logp_all[r, :n], logp_one[0, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_microbatch_size_does_not_change_the_gradient() -> None:
+    _, one = _run(budget=100_000)  # one micro-batch
+    _, many = _run(budget=1)  # one sample per micro-batch, accumulated
+    assert one.keys() == many.keys() and one
+    for name in one:
+        torch.testing.assert_close(one[name], many[name], atol=1e-6, rtol=1e-4)
+
+
+def test_nonfinite_loss_skips_the_step_and_leaves_weights() -> None:
+    def nan_loss(mb, logp, entropy, norm):
+        return (logp * mb.mask).sum() * float("nan"), {}
+
+    learner = Learner(_tiny_model(), OptimizerConfig(lr=1e-2), nan_loss, total_steps=2)
+    before = copy.deepcopy(learner.model.state_dict())
+    metrics = learner.update(_samples())
+    assert metrics["learner/nonfinite"] == 1.0 and learner.steps_skipped == 1 and learner.steps_done == 0
+    for k, v in learner.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_several_updates_recompute_old_logprobs() -> None:
+    """With epochs=2 the first step's ratio is exactly 1: old log-probs are recomputed, not the engine's."""
+    seen = []
+
+    def spy(mb, logp, entropy, norm):
+        seen.append(float(((logp.detach() - mb.old_logp).abs() * mb.mask).max()))
+        return _ratio_loss(mb, logp, entropy, norm)
+
+    learner = Learner(_tiny_model(), OptimizerConfig(lr=1e-2, epochs=2, micro_batch_tokens=100_000), spy,
+                      total_steps=1)
+    learner.update(_samples())
+    assert seen[0] < 1e-5 and seen[1] > 1e-5  # second epoch: the policy moved
+    assert learner.steps_done == 2
+
+
+def test_single_update_uses_the_engine_logprobs() -> None:
+    seen = []
+
+    def spy(mb, logp, entropy, norm):
+        seen.append(float(((logp.detach() - mb.old_logp).abs() * mb.mask).max()))
+        return nll_loss(mb, logp, entropy, norm)
+
+    Learner(_tiny_model(), OptimizerConfig(micro_batch_tokens=100_000), spy, total_steps=1).update(_samples())
+    assert seen[0] > 0.1  # the synthetic "engine" log-probs were used as they are
+
+
+def test_schedule_warmup_then_cosine_decay() -> None:
+    cfg = OptimizerConfig(lr=1.0, warmup_steps=4, schedule="cosine", min_lr_ratio=0.1)
+    f = lr_lambda(cfg, total_steps=14)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(4) == pytest.approx(1.0) and f(9) == pytest.approx(0.55) and f(14) == pytest.approx(0.1)
+    assert lr_lambda(OptimizerConfig(schedule="linear"), 10)(5) == pytest.approx(0.5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
+    from toolgym.trainers.distributed import init_distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    info = init_distributed("gloo", rank=rank, world_size=world)
+    learner = Learner(_tiny_model(), OptimizerConfig(lr=1e-3, micro_batch_tokens=40, mini_batches=2),
+                      _ratio_loss, total_steps=2, dist=info)
+    for _ in range(2):
+        learner.update(_samples())
+    torch.save({"params": learner.model.state_dict(), "grads": _grads(learner.model)},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_ranks_stay_identical_and_match_one_process(tmp_path) -> None:
+    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for k in r0["params"]:
+        assert torch.equal(r0["params"][k], r1["params"][k]), k
+    single = Learner(_tiny_model(), OptimizerConfig(lr=1e-3, micro_batch_tokens=40, mini_batches=2),
+                     _ratio_loss, total_steps=2)
+    for _ in range(2):
+        single.update(_samples())
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(r0["params"][k], v, atol=1e-5, rtol=1e-4)
+    assert math.isfinite(sum(float(g.abs().sum()) for g in r0["grads"].values()))

@@ -1,0 +1,209 @@
+"""The learner: token log-probs, a pluggable loss, gradient accumulation with a global normaliser, AdamW.
+
+One `update(samples)` call consumes a rollout batch:
+
+    if epochs > 1: old_logp <- log pi_theta(tokens)  (recomputed once, before any step; with a single
+                   update per rollout the engine's behaviour log-probs are used as they are)
+    for epoch, for mini-batch:
+        N_tok = sum of loss weights over the whole mini-batch (all ranks), N_seq likewise
+        for each micro-batch (packed by a token budget):
+            loss_mb = loss_fn(micro-batch, logp, Normaliser(N_tok, N_seq))   # sum_t L * mask / N
+            backward(loss_mb * world_size)     # DDP averages gradients over ranks
+        non-finite loss or grad norm -> zero the gradients, skip the step, count it
+        clip the global grad norm; AdamW step; schedule step
+
+Because each micro-batch is divided by the mini-batch's global token count (not its own), micro-batch
+1 x accumulation 8 gives the same gradient as 8 x 1, and 2 ranks x 4 the same as 1 rank x 8
+(tests/test_trainer_learner.py checks both). bf16 autocast is used on CUDA; CPU runs in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from toolgym.trainers.batching import MicroBatch, Sample, micro_batches, shard, split_mini_batches
+from toolgym.trainers.config import OptimizerConfig
+from toolgym.trainers.distributed import DistInfo, all_reduce, unwrap, wrap_model
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Global counts of the current mini-batch (summed over micro-batches and ranks)."""
+
+    tokens: float  # sum of loss weights
+    sequences: float  # rows with at least one weighted token
+    max_len: int  # longest row (targets), for seq-mean-token-sum-norm style constants
+
+
+# loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, normaliser) -> (loss, metric sums)
+# metric values are contributions summed over micro-batches and ranks (already divided by N).
+LossFn = Callable[[MicroBatch, torch.Tensor, "torch.Tensor | None", Normaliser],
+                  tuple[torch.Tensor, dict[str, float]]]
+
+
+def lr_lambda(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of cfg.lr at optimizer step s: linear warmup, then constant / linear / cosine decay."""
+
+    def factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(1, total_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        decay = 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
+
+    return factor
+
+
+def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 1.0,
+                   entropy: str = "none") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(target) per position [B, T-1], and the full-vocabulary entropy ("none"/"detached"/"grad")."""
+    logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, T, V]
+    logits = logits[:, :-1].float()  # [B, T-1, V]
+    if temperature not in (0.0, 1.0):
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)  # [B, T-1, V]
+    logp = logp_all.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1)  # [B, T-1]
+    ent = None
+    if entropy != "none":
+        with contextlib.nullcontext() if entropy == "grad" else torch.no_grad():
+            ent = -(logp_all.exp() * logp_all).sum(-1)  # [B, T-1]
+    return logp, ent
+
+
+class Learner:
+    """Owns the (possibly DDP-wrapped) policy, AdamW and the LR schedule."""
+
+    def __init__(self, model: torch.nn.Module, cfg: OptimizerConfig, loss_fn: LossFn, *, total_steps: int,
+                 device: str | torch.device = "cpu", dist: DistInfo | None = None, temperature: float = 1.0,
+                 pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached") -> None:
+        self.cfg, self.loss_fn, self.device = cfg, loss_fn, torch.device(device)
+        self.dist = dist or DistInfo()
+        self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
+        model.to(self.device).train()
+        self.module = wrap_model(model, self.dist, strategy)
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                           weight_decay=cfg.weight_decay)
+        total = max(1, total_steps * cfg.updates_per_rollout)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, total))
+        self.steps_done = 0  # optimizer steps taken
+        self.steps_skipped = 0  # non-finite loss / grad steps skipped
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return unwrap(self.module)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def recompute_logprobs(self, samples: Sequence[Sample]) -> None:
+        """Replace each sample's old_logp by the current policy's log-probs (for >1 update per rollout)."""
+        for mb in micro_batches(samples, self.cfg.micro_batch_tokens, self.pad_id):
+            mb = mb.to(self.device)
+            with self._autocast():
+                logp, _ = token_logprobs(self.module, mb, self.temperature)
+            logp = (logp * (mb.mask != 0)).cpu()
+            for r, i in enumerate(mb.rows):
+                n = len(samples[i].old_logp)
+                samples[i].old_logp = logp[r, :n].tolist()
+
+    def update(self, samples: Sequence[Sample]) -> dict[str, float]:
+        """All optimizer steps for one rollout batch (the same list on every rank); averaged metrics."""
+        samples = list(samples)
+        if self.cfg.epochs > 1:
+            self.recompute_logprobs(samples)
+        totals: dict[str, float] = {}
+        steps = 0
+        for _ in range(self.cfg.epochs):
+            for indices in split_mini_batches(len(samples), self.cfg.mini_batches):
+                for k, v in self._step([samples[i] for i in shard(indices, self.dist.rank,
+                                                                   self.dist.world_size)]).items():
+                    totals[k] = totals.get(k, 0.0) + v
+                steps += 1
+        out = {k: v / max(1, steps) for k, v in totals.items()}
+        out["learner/skipped_steps"] = float(self.steps_skipped)
+        out["learner/lr"] = float(self.scheduler.get_last_lr()[0])
+        return out
+
+    def _normaliser(self, local: Sequence[Sample]) -> Normaliser:
+        tokens = sum(sum(s.mask) for s in local)
+        seqs = sum(1 for s in local if any(m != 0 for m in s.mask))
+        longest = max((len(s.mask) for s in local), default=0)
+        return Normaliser(tokens=all_reduce(tokens, self.dist), sequences=all_reduce(seqs, self.dist),
+                          max_len=int(all_reduce(longest, self.dist, "max")))
+
+    def _step(self, local: Sequence[Sample]) -> dict[str, float]:
+        """One optimizer step on this rank's share of a mini-batch."""
+        norm = self._normaliser(local)
+        batches = micro_batches(local, self.cfg.micro_batch_tokens, self.pad_id) if local else []
+        count = int(all_reduce(len(batches), self.dist, "max"))  # equal backward calls on every rank
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics: dict[str, float] = {}
+        finite = True
+        for k in range(count):
+            last = k == count - 1
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.module.no_sync()
+            with sync, self._autocast():
+                loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm)
+                finite = finite and bool(torch.isfinite(loss.detach()))
+                loss.backward()
+            for name, v in parts.items():
+                metrics[name] = metrics.get(name, 0.0) + float(v)
+        return self._apply(finite, metrics)
+
+    def _micro_loss(self, mb: MicroBatch | None, norm: Normaliser) -> tuple[torch.Tensor, dict[str, float]]:
+        if mb is None or norm.tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
+            dummy = next(p for p in self.module.parameters() if p.requires_grad)
+            return dummy.sum() * 0.0, {}
+        mb = mb.to(self.device)
+        logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy)
+        loss, parts = self.loss_fn(mb, logp, ent, norm)
+        if ent is not None and "actor/entropy" not in parts:
+            parts = {**parts, "actor/entropy": float((ent.detach() * mb.mask).sum() / norm.tokens)}
+        return loss * self.dist.world_size, parts
+
+    def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:
+        """Reduce metrics, then clip and step, or skip a non-finite step."""
+        metrics = {k: all_reduce(v, self.dist) for k, v in sorted(metrics.items())}
+        finite = all_reduce(0.0 if finite else 1.0, self.dist, "max") == 0.0
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if finite else float("nan")
+        if not finite or not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.steps_skipped += 1
+            return {**metrics, "learner/grad_norm": float("nan"), "learner/nonfinite": 1.0}
+        self.optimizer.step()
+        self.scheduler.step()
+        self.steps_done += 1
+        return {**metrics, "learner/grad_norm": grad_norm, "learner/nonfinite": 0.0}
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """The policy's weights on CPU, for syncing to inference engines."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "steps_done": self.steps_done, "steps_skipped": self.steps_skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps_done, self.steps_skipped = int(state["steps_done"]), int(state["steps_skipped"])
+
+
+def nll_loss(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None,
+             norm: Normaliser) -> tuple[torch.Tensor, dict[str, float]]:
+    """Supervised token-mean NLL over the loss mask (warm start); `loss/nll` is the mini-batch mean."""
+    loss = -(logp * mb.mask).sum() / norm.tokens
+    return loss, {"loss/nll": float(loss.detach())}
