@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     # statistics and potential
     "SuccessStats": "toolgym.curriculum.stats",
     "UnitSummary": "toolgym.curriculum.stats",
-    "potential": "toolgym.curriculum.potential",
+    "improvement_potential": "toolgym.curriculum.potential",
     "run_probe": "toolgym.curriculum.potential",
     "PROMPT_MODES": "toolgym.curriculum.potential",
     "ProbeFn": "toolgym.curriculum.potential",

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from toolgym.curriculum.potential import ProbeFn, potential, run_probe
+from toolgym.curriculum.potential import ProbeFn, improvement_potential, run_probe
 from toolgym.curriculum.stats import SuccessStats
 from toolgym.curriculum.units import DEFAULT_NUM_INSTANCES, UnitSet, check_train_split, expand_units
 from toolgym.envs.types import Outcome, TaskRequest
@@ -77,7 +77,7 @@ class Scheduler:
     def potentials(self, unknown: float = float("nan")) -> np.ndarray:
         """4 p (1 - p) per unit in unit order, shape [U]; `unknown` for unmeasured units."""
         rates = self.stats.rates()
-        return np.where(np.isnan(rates), unknown, potential(np.nan_to_num(rates)))
+        return np.where(np.isnan(rates), unknown, improvement_potential(np.nan_to_num(rates)))
 
     @property
     def max_response_length(self) -> int | None:

@@ -29,7 +29,7 @@ PROMPT_MODES = ("text", "code", "free")
 ProbeFn = Callable[[list[str], int, str], list[Outcome]]
 
 
-def potential(p: float | np.ndarray) -> float | np.ndarray:
+def improvement_potential(p: float | np.ndarray) -> float | np.ndarray:
     """4 p (1 - p) for a success rate (or an array of rates) in [0, 1]; NaN passes through."""
     arr = np.asarray(p, dtype=float)
     if np.any((arr < 0) | (arr > 1)):
