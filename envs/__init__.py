@@ -19,6 +19,28 @@ _EXPORTS = {
     "make_sandbox": "toolgym.envs.sandbox",
     "SessionPool": "toolgym.envs.sandbox",
     # environments and registry (see env.py, parsers.py, registry.py)
+    "ToolEnv": "toolgym.envs.env",
+    "EnvConfig": "toolgym.envs.config",
+    "StepInfo": "toolgym.envs.info",
+    "ResetInfo": "toolgym.envs.info",
+    "FINISH_REASONS": "toolgym.envs.info",
+    "ParsedTurn": "toolgym.envs.parsers",
+    "ToolParser": "toolgym.envs.parsers",
+    "get_parser": "toolgym.envs.parsers",
+    "ChatMessages": "toolgym.envs.spaces",
+    "ChatText": "toolgym.envs.spaces",
+    "register": "toolgym.envs.registry",
+    "register_suite": "toolgym.envs.registry",
+    "make": "toolgym.envs.registry",
+    "make_family": "toolgym.envs.registry",
+    "list_tasks": "toolgym.envs.registry",
+    "list_suites": "toolgym.envs.registry",
+    "suite_tasks": "toolgym.envs.registry",
+    "task_splits": "toolgym.envs.registry",
+    "task_spec": "toolgym.envs.registry",
+    "load_plugins": "toolgym.envs.registry",
+    "TaskSpec": "toolgym.envs.registry",
+    "UnknownNameError": "toolgym.envs.registry",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
