@@ -1,0 +1,47 @@
+"""`toolgym serve --model PATH`: an OpenAI-compatible HTTP server over the transformers engine.
+
+So that a local checkpoint is evaluated through the same client as an API model
+(`toolgym eval --model openai:NAME@http://127.0.0.1:PORT/v1`). Binds to 127.0.0.1 by default; there
+is no authentication, so do not bind it to a public interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint directory (save_pretrained layout)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (0 = any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser.add_argument("--name", default=None, help="model name reported by /v1/models (default: the path)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--max-batch-size", type=int, default=64)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not Path(args.model).exists():
+        print(f"toolgym serve: no checkpoint at {args.model!r}; give a directory written by "
+              "save_pretrained (e.g. the output of toolgym.agents.build_tiny_model)", file=sys.stderr)
+        return 2
+    from toolgym.agents.hf_engine import HFEngine
+    from toolgym.agents.server import make_server
+
+    engine = HFEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                      max_batch_size=args.max_batch_size)
+    name = args.name or str(args.model)
+    server = make_server(engine, engine.tokenizer, model_name=name, host=args.host, port=args.port)
+    host, port = server.server_address[:2]
+    # The first line on stdout is machine-readable: tests and scripts wait for it to learn the port.
+    print(f"toolgym serve: listening on http://{host}:{port}/v1 model={name}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        server.RequestHandlerClass.app.batcher.close()
+    return 0
