@@ -5,6 +5,16 @@ May import every other package; only the CLI imports it.
 
 from toolgym._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    # advantages (trainers/advantages.py)
+    **dict.fromkeys(["AdvantageInputs", "AdvantageConfig", "register_advantage", "get_advantage",
+                     "list_advantages", "compute_advantages"], "toolgym.trainers.advantages"),
+    # policy losses (trainers/losses.py, loss_config.py, policy_loss.py, loss_terms.py)
+    **dict.fromkeys(["LossInputs", "LossOutput", "LossNormalisers", "register_loss", "get_loss",
+                     "list_losses"], "toolgym.trainers.losses"),
+    "LossConfig": "toolgym.trainers.loss_config",
+    "compute_policy_loss": "toolgym.trainers.policy_loss",
+    **dict.fromkeys(["AdaptiveEntropyController", "entropy_from_logits"], "toolgym.trainers.loss_terms"),
+}
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
