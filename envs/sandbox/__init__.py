@@ -1,5 +1,60 @@
-"""toolgym.envs.sandbox: stateful, isolated Python sessions for tool calls (see base.py)."""
+"""toolgym.envs.sandbox: stateful, isolated Python sessions for tool calls.
+
+    from toolgym.envs.sandbox import make_sandbox, SessionPool
+    backend = make_sandbox("local", isolation="auto", preload=("math", "numpy"))
+    session = backend.new_session()
+    session.run("x = 2")
+    session.run("x * 21").stdout          # '42\\n'
+    group = [session.fork() for _ in range(8)]   # same state, copy-on-write
+
+Backends: "local" (default; zygote fork server, bubblewrap isolation; see local.py for exactly
+what is and is not isolated), "subprocess" (a fresh `python -c` per call, stateless baseline),
+"e2b" (remote Jupyter kernel, needs the [e2b] extra and E2B_API_KEY). The contract is in base.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
+from toolgym.envs.sandbox.limits import SandboxLimits
 
-__all__ = ["ExecResult", "SandboxBackend", "Session"]
+from toolgym._lazy import lazy_exports
+
+BACKENDS = {
+    "local": "toolgym.envs.sandbox.local:LocalBackend",
+    "subprocess": "toolgym.envs.sandbox.subproc:SubprocessBackend",
+    "e2b": "toolgym.envs.sandbox.e2b_backend:E2BBackend",
+}
+
+
+def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
+    """Create a sandbox backend by name; `options` go to its constructor (e.g. limits=, isolation=).
+
+    Nothing is started until the first session is requested.
+    """
+    import importlib
+
+    target = BACKENDS.get(backend)
+    if target is None:
+        raise ValueError(f"unknown sandbox backend {backend!r}; known backends: {sorted(BACKENDS)}")
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise TypeError(f"bad option for sandbox backend {backend!r}: {exc}") from None
+
+
+_EXPORTS = {
+    "SessionPool": "toolgym.envs.sandbox.pool",
+    "LocalBackend": "toolgym.envs.sandbox.local",
+    "LocalSession": "toolgym.envs.sandbox.local_session",
+    "SubprocessBackend": "toolgym.envs.sandbox.subproc",
+    "SubprocessSession": "toolgym.envs.sandbox.subproc",
+    "E2BBackend": "toolgym.envs.sandbox.e2b_backend",
+    "E2BSession": "toolgym.envs.sandbox.e2b_backend",
+    "execution_to_result": "toolgym.envs.sandbox.e2b_backend",
+}
+__all__ = ["BACKENDS", "ExecResult", "SandboxBackend", "SandboxLimits", "Session", "make_sandbox", *_EXPORTS]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,199 @@
+"""Inside the sandbox: one session process serving `run` and `fork` requests from the host.
+
+Runs as a child of the zygote (see _zygote.py), never in the host process, and imports only the
+standard library (it is loaded by file path, not through the toolgym package).
+
+Output capture: file descriptors 1 and 2 point to anonymous memory files (memfd), so output written
+by Python, by C extensions and by child processes lands in one place per stream, in order.
+`sys.stdout`/`sys.stderr` stop storing bytes past the output cap, so `print("x" * 10**8)` never
+fills anything; raw writes to fd 1/2 are bounded by RLIMIT_FSIZE. Only the first
+`max_output_bytes` of each stream are read back and sent to the host, so the host's memory use per
+call is bounded whatever the code prints.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import linecache
+import os
+import shutil
+import socket
+import sys
+import traceback
+
+import _wire
+
+_THIS_FILE = __file__
+
+
+class _CappedFD(io.RawIOBase):
+    """A raw writer on fd `fd` that stores at most `cap` bytes per call and counts the rest."""
+
+    def __init__(self, fd: int, cap: int) -> None:
+        super().__init__()
+        self.fd, self.cap, self.dropped = fd, cap, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        size = len(view)
+        room = self.cap - os.lseek(self.fd, 0, os.SEEK_CUR)
+        chunk = view[: max(room, 0)]
+        while len(chunk):
+            chunk = chunk[os.write(self.fd, chunk) :]
+        self.dropped += size - min(size, max(room, 0))
+        return size
+
+
+class _Stream:
+    """One captured stream: a memfd on fd `fd` plus the text wrapper installed as sys.stdout/err."""
+
+    def __init__(self, fd: int, name: str, cap: int) -> None:
+        memfd = os.memfd_create(f"toolgym-{name}", os.MFD_CLOEXEC)
+        os.dup2(memfd, fd, inheritable=True)
+        os.close(memfd)
+        self.fd, self.cap = fd, cap
+        self.raw = _CappedFD(fd, cap)
+        self.text = io.TextIOWrapper(
+            io.BufferedWriter(self.raw, 8192),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=False,
+        )
+
+    def collect(self) -> tuple[str, bool]:
+        try:
+            self.text.flush()
+        except Exception:  # the user may have closed or broken the stream; output so far still counts
+            pass
+        size = os.fstat(self.fd).st_size
+        data = os.pread(self.fd, min(size, self.cap), 0)
+        total = size + self.raw.dropped
+        truncated = total > len(data)
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.raw.dropped = 0
+        text = data.decode("utf-8", "backslashreplace")
+        if truncated:
+            text += f"\n[... output truncated: showing the first {len(data)} of {total} bytes]"
+        return text, truncated
+
+
+class Server:
+    """The request loop of one session."""
+
+    def __init__(self, chan: socket.socket, workdir: str, cap: int) -> None:
+        self.chan, self.workdir, self.cap = chan, workdir, cap
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+        self.cells = 0
+        self._install_streams()
+
+    def _install_streams(self) -> None:
+        self.out = _Stream(1, "stdout", self.cap)
+        self.err = _Stream(2, "stderr", self.cap)
+        sys.stdout, sys.stderr = self.out.text, self.err.text
+
+    def hello(self) -> None:
+        _wire.send_credentials(self.chan, {"hello": "session"}, os.getpid(), os.getuid(), os.getgid())
+
+    def serve(self) -> None:
+        self.hello()
+        while True:
+            try:
+                message, fds = _wire.recv(self.chan, max_fds=1)
+            except (_wire.WireError, OSError):
+                os._exit(0)  # the host went away: nothing left to serve
+            op = message.get("op")
+            if op == "run":
+                reply = self.execute(str(message.get("code", "")))
+                _wire.send(self.chan, reply)
+                if "exit" in reply:
+                    os._exit(0)
+            elif op == "fork" and fds:
+                self.fork(str(message["dir"]), fds[0])
+            else:
+                _wire.send(self.chan, {"error": f"unknown request {op!r}"})
+
+    def execute(self, code: str) -> dict:
+        self.cells += 1
+        reply: dict = {}
+        try:
+            self._exec_cell(code, f"<cell {self.cells}>")
+        except SystemExit as exc:
+            reply["exit"] = _clean(repr(exc.code))
+        except BaseException as exc:
+            reply.update(self._describe(exc))
+        finally:
+            sys.stdout, sys.stderr = self.out.text, self.err.text
+        reply["stdout"], out_truncated = self.out.collect()
+        reply["stderr"], err_truncated = self.err.collect()
+        reply["truncated"] = out_truncated or err_truncated
+        return reply
+
+    def _exec_cell(self, code: str, filename: str) -> None:
+        """Run a cell like a notebook: the value of a final bare expression is printed (if not None)."""
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename, "exec")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, filename, "exec"), self.namespace)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), filename, "eval"), self.namespace)
+            if value is not None:
+                print(repr(value))
+
+    def _describe(self, exc: BaseException) -> dict:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+            tb = tb.tb_next  # hide our own frames: the model should see only its code
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<unprintable exception>"
+        return {
+            "error_type": type(exc).__name__,
+            "error_message": _clean(message)[: self.cap],
+            "traceback": _clean(text)[-self.cap :],
+            "memory": isinstance(exc, MemoryError),
+        }
+
+    def fork(self, new_dir: str, new_fd: int) -> None:
+        """Copy-on-write snapshot: the child continues serving on `new_fd` in its own directory."""
+        for stream in (self.out, self.err):
+            stream.collect()  # drop anything pending so the child starts clean
+        try:
+            pid = os.fork()
+        except OSError as exc:  # e.g. the process limit is reached
+            os.close(new_fd)
+            _wire.send(self.chan, {"ok": False, "error": f"fork failed: {exc}"})
+            return
+        if pid:
+            os.close(new_fd)
+            _wire.send(self.chan, {"ok": True})
+            return
+        try:
+            self.chan.close()
+            self.chan = socket.socket(fileno=new_fd)
+            os.setsid()
+            shutil.copytree(self.workdir, new_dir, symlinks=True, dirs_exist_ok=True)
+            enter_workdir(new_dir)
+            self.workdir = new_dir
+            self._install_streams()
+            self.hello()
+        except BaseException:
+            os._exit(71)
+
+
+def enter_workdir(path: str) -> None:
+    os.chdir(path)
+    for key in ("HOME", "TMPDIR", "PWD"):
+        os.environ[key] = path
+
+
+def _clean(text: str) -> str:
+    """Make a string safe for JSON and UTF-8 (user code can put lone surrogates in messages)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

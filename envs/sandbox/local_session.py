@@ -1,0 +1,157 @@
+"""A session of the local backend: the host end of one sandboxed interpreter (see local.py).
+
+`run` never raises: a timeout kills the session's process group and returns `timed_out=True,
+state_lost=True`; the next call transparently starts a fresh interpreter from the zygote and
+reports `state_lost=True` again, so an environment can tell the model its variables are gone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from toolgym.envs.sandbox import _wire
+from toolgym.envs.sandbox.base import ExecResult
+
+if TYPE_CHECKING:
+    from toolgym.envs.sandbox.local import LocalBackend, _Proc
+
+
+class LocalSession:
+    """A stateful interpreter. One caller at a time (use SessionPool to share across threads)."""
+
+    def __init__(self, backend: LocalBackend, proc: _Proc) -> None:
+        self._backend = backend
+        self._proc: _Proc | None = proc
+        self._lost = False  # the interpreter died; the next run starts a fresh one
+        self._closed = False
+
+    @property
+    def alive(self) -> bool:
+        """True while the interpreter process is running (False after a timeout or crash)."""
+        return self._proc is not None and not self._closed and not _exited_proc(self._proc)
+
+    @property
+    def pid(self) -> int | None:
+        """Host PID of the interpreter process (None while none is running)."""
+        return self._proc.pid if self._proc else None
+
+    @property
+    def workdir(self) -> str | None:
+        """The session's private working directory (as a host path)."""
+        return self._proc.directory if self._proc else None
+
+    def run(self, code: str, timeout: float | None = None) -> ExecResult:
+        """Execute `code`; variables persist across calls. Never raises (except on a closed session)."""
+        if self._closed:
+            raise RuntimeError("this session is closed; get a new one with backend.new_session()")
+        timeout = self._backend.limits.timeout if timeout is None else float(timeout)
+        start = time.monotonic()
+        restarted = self._proc is None
+        if restarted:
+            try:
+                self._proc = self._backend._spawn()
+            except Exception as exc:
+                return ExecResult(
+                    crashed=True,
+                    state_lost=True,
+                    error_type="SandboxError",
+                    error_message=f"could not start a fresh interpreter: {exc}",
+                    duration=time.monotonic() - start,
+                )
+        result = self._call(code, start, timeout)
+        result.state_lost = result.state_lost or restarted or self._lost
+        self._lost = False
+        return result
+
+    def _call(self, code: str, start: float, timeout: float) -> ExecResult:
+        proc = self._proc
+        assert proc is not None
+        cap = self._backend.limits.max_output_bytes
+        try:
+            proc.sock.settimeout(timeout)
+            _wire.send(proc.sock, {"op": "run", "code": code})
+            reply, _ = _wire.recv(proc.sock, max_bytes=32 * cap + (1 << 20), deadline=start + timeout)
+        except TimeoutError:
+            self._die()
+            return ExecResult(
+                timed_out=True,
+                state_lost=True,
+                duration=time.monotonic() - start,
+                error_message=f"the code ran longer than {timeout:g} s; the interpreter was "
+                "killed and its variables are lost",
+            )
+        except (_wire.WireError, OSError) as exc:
+            self._die()
+            return ExecResult(
+                crashed=True,
+                state_lost=True,
+                duration=time.monotonic() - start,
+                error_message=f"the interpreter died ({exc}); its variables are lost",
+            )
+        result = ExecResult(
+            stdout=str(reply.get("stdout", "")),
+            stderr=str(reply.get("stderr", "")),
+            error_type=reply.get("error_type"),
+            error_message=reply.get("error_message"),
+            traceback=reply.get("traceback"),
+            memory_exceeded=bool(reply.get("memory")),
+            output_truncated=bool(reply.get("truncated")),
+            duration=time.monotonic() - start,
+        )
+        if "exit" in reply:
+            self._die()
+            result.crashed = result.state_lost = True
+            result.error_type = "SystemExit"
+            result.error_message = (
+                f"the code called sys.exit({reply['exit']}); the interpreter exited; its variables are lost"
+            )
+        return result
+
+    def fork(self) -> LocalSession:
+        """A copy-on-write snapshot of this session (variables, imports, a copy of its directory)."""
+        if self._closed:
+            raise RuntimeError("cannot fork a closed session")
+        if self._proc is None:  # nothing to copy: the state was already lost
+            child = LocalSession(self._backend, self._backend._spawn())
+            child._lost = True
+        else:
+            proc = self._backend._fork(self._proc, time.monotonic() + 30.0)
+            child = LocalSession(self._backend, proc)
+        with self._backend._lock:
+            self._backend._sessions.add(child)
+        return child
+
+    def _die(self) -> None:
+        if self._proc is not None:
+            self._backend._kill(self._proc)
+            self._proc = None
+            self._lost = True
+
+    def close(self) -> None:
+        """Kill the interpreter and everything it started; delete its directory. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc is not None:
+            self._backend._kill(self._proc)
+            self._proc = None
+        self._backend._forget(self)
+
+    def __enter__(self) -> LocalSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _exited_proc(proc: _Proc) -> bool:
+    from toolgym.envs.sandbox.local import _exited
+
+    return _exited(proc.pidfd)
