@@ -6,8 +6,6 @@ step that ends the episode). Values are deterministic given the seed and the act
 are not, appear only at the end) so that `gymnasium.utils.env_checker.check_env` can compare them.
 """
 
-from __future__ import annotations
-
 from typing import Literal, NotRequired, TypedDict
 
 FinishReason = Literal["answered", "max_turns", "max_tool_calls", "time", "error"]

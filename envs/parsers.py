@@ -89,9 +89,9 @@ class _Tagged:
         self.pattern = re.compile(rf"{opener}|</{tag}>", re.IGNORECASE)
         self.tag = tag
 
-    def spans(self, body: str) -> list[tuple[str, str]] | ParsedTurn:
-        """(opening tag, inner text) per span, or the problem: unclosed, nested or stray close."""
-        found: list[tuple[str, str]] = []
+    def spans(self, body: str) -> list[tuple[str, str, int, int]] | ParsedTurn:
+        """(opening tag, inner text, start, end) per span, or the problem: unclosed, nested, stray close."""
+        found: list[tuple[str, str, int, int]] = []
         opened: re.Match[str] | None = None
         for match in self.pattern.finditer(body):
             closing = match.group(0).startswith("</")
@@ -100,7 +100,8 @@ class _Tagged:
             if closing and opened is None:
                 return invalid("stray_close", f"Your turn has </{self.tag}> without a matching <{self.tag}>.")
             if closing:
-                found.append((opened.group(0), body[opened.end():match.start()]))  # type: ignore[union-attr]
+                assert opened is not None
+                found.append((opened.group(0), body[opened.end():match.start()], opened.start(), match.end()))
                 opened = None
             else:
                 opened = match
@@ -120,6 +121,19 @@ def _many(what: str) -> ParsedTurn:
 
 
 _ANSWERS = _Tagged("answer")
+Call = tuple[str, int, int]  # (code, start, end) of one tool call in the turn
+
+
+def _outside(body: str, calls: list[Call]) -> str:
+    """`body` without the spans of its tool calls."""
+    if not calls:
+        return body
+    pieces, last = [], 0
+    for _code, start, end in calls:
+        pieces.append(body[last:start])
+        last = end
+    pieces.append(body[last:])
+    return "\n".join(pieces)
 
 
 def strip_thinking(text: str) -> str:
@@ -140,7 +154,7 @@ class _BaseParser:
     call_example = ""
     call_name = ""  # for messages: "```python block", "<code> block", "<tool_call>"
 
-    def _calls(self, body: str) -> list[str] | ParsedTurn:
+    def _calls(self, body: str) -> list[Call] | ParsedTurn:
         raise NotImplementedError
 
     def _hint(self, body: str) -> str:
@@ -153,7 +167,7 @@ class _BaseParser:
         calls = self._calls(body)
         if isinstance(calls, ParsedTurn):
             return calls
-        answers = _ANSWERS.spans(body)
+        answers = _ANSWERS.spans(_outside(body, calls))  # an "</answer>" inside code is code
         if isinstance(answers, ParsedTurn):
             return answers
         if calls and answers:
@@ -164,9 +178,10 @@ class _BaseParser:
         if len(answers) > 1:
             return _many("<answer>")
         if calls:
-            if not calls[0].strip():
+            code = calls[0][0]
+            if not code.strip():
                 return invalid("empty_code", "Your code block is empty. Put the Python code to run in it.")
-            return ParsedTurn(kind="code", code=calls[0])
+            return ParsedTurn(kind="code", code=code)
         if answers:
             answer = answers[0][1].strip()
             if not answer:
@@ -209,8 +224,8 @@ class FencedParser(_BaseParser):
         "Each turn either runs one code block or gives the final answer."
     )
 
-    def _calls(self, body: str) -> list[str] | ParsedTurn:
-        calls: list[str] = []
+    def _calls(self, body: str) -> list[Call] | ParsedTurn:
+        calls: list[Call] = []
         pos = body.find("```")
         while pos >= 0:  # every find() scans forward only: linear in len(body)
             nxt = body.find("```", pos + 3)
@@ -224,7 +239,7 @@ class FencedParser(_BaseParser):
             if nxt < 0:
                 return _unclosed_fence(lang)
             if lang in PYTHON_LANGS:
-                calls.append(body[newline + 1:nxt])
+                calls.append((body[newline + 1:nxt], pos, nxt + 3))
             elif lang not in TEXT_LANGS:
                 return invalid("unknown_language", f"Only Python can be run, but your code block is marked "
                                f"```{lang[:40]}. Rewrite it in Python inside a ```python block.")
@@ -290,12 +305,12 @@ class XmlParser(_BaseParser):
     )
     _tags = _Tagged("code", attributes=True)
 
-    def _calls(self, body: str) -> list[str] | ParsedTurn:
+    def _calls(self, body: str) -> list[Call] | ParsedTurn:
         spans = self._tags.spans(body)
         if isinstance(spans, ParsedTurn):
             return spans
-        calls = []
-        for opening, inner in spans:
+        calls: list[Call] = []
+        for opening, inner, start, end in spans:
             lang = _LANG_ATTRIBUTE.search(opening)
             if lang and lang.group(1).lower() not in PYTHON_LANGS:
                 return invalid("unknown_language", f"Only Python can be run, but your <code> is marked "
@@ -303,7 +318,7 @@ class XmlParser(_BaseParser):
             code = _strip_inner_fence(inner)
             if isinstance(code, ParsedTurn):
                 return code
-            calls.append(code)
+            calls.append((code, start, end))
         return calls
 
     def _hint(self, body: str) -> str:
@@ -357,16 +372,16 @@ class JsonParser(_BaseParser):
     )
     _tags = _Tagged("tool_call")
 
-    def _calls(self, body: str) -> list[str] | ParsedTurn:
+    def _calls(self, body: str) -> list[Call] | ParsedTurn:
         spans = self._tags.spans(body)
         if isinstance(spans, ParsedTurn):
             return spans
-        calls = []
-        for _opening, inner in spans:
+        calls: list[Call] = []
+        for _opening, inner, start, end in spans:
             code = _decode_call(inner)
             if isinstance(code, ParsedTurn):
                 return code
-            calls.append(code)
+            calls.append((code, start, end))
         return calls
 
     def _hint(self, body: str) -> str:
