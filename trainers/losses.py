@@ -26,6 +26,8 @@ A sample must not be split across micro-batches (per-sample modes and GSPO need 
 samples may share a row ("packing"): give `sample_ids` [B, T] (the sample of each token) and
 `num_samples`; rows are the samples otherwise. Without `norm`, the counts of this batch are used.
 `mask` may hold fractional loss weights; counts are then sums of weights.
+The log-ratio logp - old_logp is clamped to +-20 before exp (as verl does): a token beyond that gets
+no gradient from the ratio, instead of an inf / NaN loss.
 """
 
 from __future__ import annotations
