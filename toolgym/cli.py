@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("toolgym.commands.demos", "write teacher trajectories as Episode JSONL"),
     "serve": ("toolgym.commands.serve", "serve a local checkpoint over an OpenAI-compatible HTTP API"),
     "tasks": ("toolgym.commands.tasks", "list, show or play registered task environments"),
+    "recipes": ("toolgym.commands.recipes", "list or show the shipped training recipes"),
+    "report": ("toolgym.commands.report", "write an HTML report with plots for one or more run directories"),
     "doctor": ("toolgym.commands.doctor", "check the installation and run a sandbox self-test"),
 }
 
