@@ -5,11 +5,20 @@ of S trains on the top `fractions[k]` of units (default S = 4: 25/50/75/100%), h
 first. A stage ends after `steps_per_stage` training steps, or earlier when its per-step training
 reward plateaus (see `Plateau`); the last stage never ends. Success rates are re-estimated from
 training outcomes (recency-weighted, `SuccessStats`) and the ranking is redone at each stage start,
-so units solved in stage k give their place to others in stage k+1. What differs from the paper:
-the paper ranks once, after its probe; re-ranking uses the fresher estimates, and a unit that is
-never trained keeps the estimate of the last probe. Run `probe()` before training: without it every
-unit is unmeasured and counts as `unknown_potential` (1.0: try it first), so the first stages fall
-back to unit order.
+so units solved in stage k give their place to others in stage k+1.
+
+Within a stage, `weighting="potential"` (default) draws units with probability proportional to
+max(P, weight_floor) under the current estimates; `weighting="uniform"` draws them evenly, as the
+paper does. Why the default differs from the paper: P is proportional to the expected GRPO signal of
+a group, and with cumulative stages the last stage holds every unit, so even sampling ends as the
+uniform baseline, spending most groups on units that are out of reach or already solved (all-fail or
+all-pass groups carry no gradient). The floor keeps every active unit sampled now and then so its
+estimate can recover. benchmarks/curriculum_sim.py compares both.
+
+Other departures: the paper ranks once, after its probe; re-ranking uses the fresher estimates, and
+a unit that is never trained keeps the estimate of the last probe. Run `probe()` before training:
+without it every unit is unmeasured and counts as `unknown_potential` (1.0: try it first), so the
+first stages fall back to unit order.
 
 `sequence` (AceReason-Nemotron's math-then-code RL, and the 8k -> 16k -> 32k response-length stages
 of AceReason, Skywork-OR1 and DeepCoder): a fixed list of stages, each with its own units, a number
@@ -29,6 +38,8 @@ from toolgym.curriculum.base import Scheduler
 from toolgym.curriculum.registry import register_scheduler
 from toolgym.curriculum.sampling import EpochSampler, Plateau, spread
 from toolgym.envs.types import Outcome
+
+WEIGHTINGS = ("uniform", "potential")
 
 
 class _StagedScheduler(Scheduler):
@@ -92,9 +103,16 @@ class PotentialScheduler(_StagedScheduler):
 
     def __init__(self, units: Sequence[str], *, stages: int = 4, fractions: Sequence[float] | None = None,
                  steps_per_stage: int | None = 100, plateau_window: int | None = 10,
-                 plateau_tol: float = 0.01, unknown_potential: float = 1.0, **common: Any) -> None:
+                 plateau_tol: float = 0.01, unknown_potential: float = 1.0, weighting: str = "potential",
+                 weight_floor: float = 0.05, **common: Any) -> None:
         super().__init__(units, plateau_window=plateau_window, plateau_tol=plateau_tol, **common)
         self.fractions = _check_fractions(stages, fractions)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {weighting!r}; known: {', '.join(WEIGHTINGS)}")
+        if not 0.0 < weight_floor <= 1.0:
+            raise ValueError(f"weight_floor must lie in (0, 1], got {weight_floor}")
+        self.weighting = weighting
+        self.weight_floor = float(weight_floor)
         if steps_per_stage is not None and steps_per_stage < 1:
             raise ValueError(f"steps_per_stage must be >= 1 (or None), got {steps_per_stage}")
         if steps_per_stage is None and plateau_window is None and len(self.fractions) > 1:
@@ -133,7 +151,14 @@ class PotentialScheduler(_StagedScheduler):
             self._enter_stage()
 
     def _draw(self, n: int, rng: np.random.Generator) -> list[str]:
-        return spread(self.active_units(), n, rng)
+        active = self.active_units()
+        if self.weighting == "uniform":
+            return spread(active, n, rng)
+        pot = self.potentials(unknown=self.unknown_potential)[[self.units.position[u] for u in active]]
+        weights = np.maximum(pot, self.weight_floor)  # [A], current estimates
+        # with replacement, so each draw is exactly proportional to its weight
+        picks = rng.choice(len(active), size=n, replace=True, p=weights / weights.sum())
+        return [active[i] for i in picks]
 
     def _describe_extra(self) -> dict[str, Any]:
         return {**super()._describe_extra(), "curriculum/stage_fraction": self.fractions[self.stage]}

@@ -250,6 +250,19 @@ def test_potential_without_probe_uses_unit_order_then_probe_reselects() -> None:
     assert fresh.step == 0  # probing is not a training step
 
 
+def test_potential_weighting_within_a_stage() -> None:
+    counts = {}
+    for weighting in ("potential", "uniform"):
+        s = build("potential", fractions=[1.0], weighting=weighting, weight_floor=0.05)
+        s.probe(exact_probe, n=10)
+        rng = np.random.default_rng(0)
+        counts[weighting] = Counter(r.task_id for _ in range(500) for r in s.next_batch(4, rng))
+    weighted = counts["potential"]  # weights max(P, .05): 1, .96, .84, .64, .36, .36, .05, .05
+    assert weighted["t0"] > weighted["t3"] > weighted["t5"] > weighted["t6"] > 0
+    assert weighted["t6"] / 2000 == pytest.approx(0.05 / 4.26, abs=0.006)
+    assert all(200 < c < 300 for c in counts["uniform"].values())  # even: 250 each in expectation
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"fractions": [0.5, 0.25, 1.0]}, "strictly increasing"),
     ({"fractions": [0.5, 0.5]}, "strictly increasing"),
@@ -259,6 +272,8 @@ def test_potential_without_probe_uses_unit_order_then_probe_reselects() -> None:
     ({"steps_per_stage": None, "plateau_window": None}, "never leaves its first stage"),
     ({"steps_per_stage": 0}, "steps_per_stage must be >= 1"),
     ({"plateau_window": 0}, "plateau_window must be >= 1"),
+    ({"weighting": "softmax"}, "known: uniform, potential"),
+    ({"weight_floor": 0.0}, r"weight_floor must lie in \(0, 1\]"),
 ])
 def test_potential_config_errors(cfg: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
