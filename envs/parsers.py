@@ -19,6 +19,11 @@ must *include* the stop string (engines keep the sampled tokens: vLLM's
 `include_stop_str_in_output=True`); a turn cut just before its closing fence is an unclosed block.
 A leading `<think>...</think>` section (reasoning models) is ignored: only the text after the last
 `</think>` is parsed.
+
+Whichever construct opens first extends to its own closer: a ```python block inside an <answer> is
+part of the answer (code tasks answer with code), and "</answer>" inside code is code. In the fenced
+format the engine stops at the closing fence even inside an answer, so an answer left open right
+after a closed code block is taken as complete.
 """
 
 from __future__ import annotations
@@ -81,35 +86,36 @@ class ToolParser(Protocol):
         ...
 
 
+Span = tuple[int, int, "str | ParsedTurn | None"]  # (start, end, code | problem | None: quoted text)
+
+
 class _Tagged:
-    """Finds `<tag ...>...</tag>` spans with a linear scan (case-insensitive tag names)."""
+    """Finds the next `<tag ...>...</tag>` span from a position (case-insensitive tag names)."""
 
     def __init__(self, tag: str, attributes: bool = False) -> None:
-        opener = rf"<{tag}(?:\s[^<>]*)?>" if attributes else rf"<{tag}>"
-        self.pattern = re.compile(rf"{opener}|</{tag}>", re.IGNORECASE)
+        self.opener = re.compile(rf"<{tag}(?:\s[^<>]*)?>" if attributes else rf"<{tag}>", re.IGNORECASE)
+        self.closer = re.compile(rf"</{tag}>", re.IGNORECASE)
+        self.either = re.compile(rf"{self.opener.pattern}|{self.closer.pattern}", re.IGNORECASE)
         self.tag = tag
 
-    def spans(self, body: str) -> list[tuple[str, str, int, int]] | ParsedTurn:
-        """(opening tag, inner text, start, end) per span, or the problem: unclosed, nested, stray close."""
-        found: list[tuple[str, str, int, int]] = []
-        opened: re.Match[str] | None = None
-        for match in self.pattern.finditer(body):
-            closing = match.group(0).startswith("</")
-            if not closing and opened is not None:
-                return _many(f"<{self.tag}>")
-            if closing and opened is None:
-                return invalid("stray_close", f"Your turn has </{self.tag}> without a matching <{self.tag}>.")
-            if closing:
-                assert opened is not None
-                found.append((opened.group(0), body[opened.end():match.start()], opened.start(), match.end()))
-                opened = None
-            else:
-                opened = match
-        if opened is not None:
+    def next_span(self, body: str, pos: int) -> tuple[int, int, str | ParsedTurn, str] | None:
+        """(start, end, inner text or the problem, opening tag) of the next span from `pos`, or None."""
+        first = self.either.search(body, pos)
+        if first is None:
+            return None
+        start = first.start()
+        if first.group(0).startswith("</"):
+            problem = invalid("stray_close", f"Your turn has </{self.tag}> without a matching <{self.tag}>.")
+            return start, len(body), problem, ""
+        close = self.closer.search(body, first.end())
+        if close is None:
             what = "answer" if self.tag == "answer" else "code"
-            return invalid(f"unclosed_{what}",
-                           f"Your <{self.tag}> was not closed: end it with </{self.tag}>.")
-        return found
+            problem = invalid(f"unclosed_{what}",
+                              f"Your <{self.tag}> was not closed: end it with </{self.tag}>.")
+            return start, len(body), problem, ""
+        if self.opener.search(body, first.end(), close.start()):
+            return start, len(body), _many(f"<{self.tag}>"), ""
+        return start, close.end(), body[first.end():close.start()], first.group(0)
 
 
 def _many(what: str) -> ParsedTurn:
@@ -121,19 +127,11 @@ def _many(what: str) -> ParsedTurn:
 
 
 _ANSWERS = _Tagged("answer")
-Call = tuple[str, int, int]  # (code, start, end) of one tool call in the turn
 
 
-def _outside(body: str, calls: list[Call]) -> str:
-    """`body` without the spans of its tool calls."""
-    if not calls:
-        return body
-    pieces, last = [], 0
-    for _code, start, end in calls:
-        pieces.append(body[last:start])
-        last = end
-    pieces.append(body[last:])
-    return "\n".join(pieces)
+def _next_answer(body: str, pos: int) -> Span | None:
+    span = _ANSWERS.next_span(body, pos)
+    return None if span is None else span[:3]
 
 
 def strip_thinking(text: str) -> str:
@@ -143,33 +141,55 @@ def strip_thinking(text: str) -> str:
 
 
 class _BaseParser:
-    """The rule shared by all formats; subclasses find the code calls of their format."""
+    """The rule shared by all formats; subclasses find the next tool call of their format.
+
+    The turn is scanned left to right: whichever construct opens first -- a tool call or an
+    <answer> -- extends to its own closer, so a ```python block inside an answer is part of the
+    answer (code tasks answer with code) and an "</answer>" inside code is code.
+    """
 
     name = ""
     stops: tuple[str, ...] = ()
-
-    def __init__(self) -> None:
-        self.stop_strings: list[str] = list(self.stops)
     instructions = ""
     call_example = ""
     call_name = ""  # for messages: "```python block", "<code> block", "<tool_call>"
 
-    def _calls(self, body: str) -> list[Call] | ParsedTurn:
+    def __init__(self) -> None:
+        self.stop_strings: list[str] = list(self.stops)
+
+    def _next_call(self, body: str, pos: int) -> Span | None:
         raise NotImplementedError
 
     def _hint(self, body: str) -> str:
         return ""
 
+    def _scan(self, body: str) -> tuple[list[str], list[str]] | ParsedTurn:
+        """The codes of the tool calls and the texts of the answers, in order, or the first problem."""
+        calls: list[str] = []
+        answers: list[str] = []
+        call, answer = self._next_call(body, 0), _next_answer(body, 0)
+        while call is not None or answer is not None:
+            take_call = answer is None or (call is not None and call[0] < answer[0])
+            _, end, payload = call if take_call else answer  # type: ignore[misc]
+            if isinstance(payload, ParsedTurn):
+                return payload
+            if payload is not None:
+                (calls if take_call else answers).append(payload)
+            if call is not None and call[0] < end:
+                call = self._next_call(body, end)
+            if answer is not None and answer[0] < end:
+                answer = _next_answer(body, end)
+        return calls, answers
+
+
     def parse(self, text: str) -> ParsedTurn:
         if not text or not text.strip():
             return invalid("empty", "Your turn was empty. " + self._what_to_do())
         body = strip_thinking(text)
-        calls = self._calls(body)
-        if isinstance(calls, ParsedTurn):
-            return calls
-        answers = _ANSWERS.spans(_outside(body, calls))  # an "</answer>" inside code is code
-        if isinstance(answers, ParsedTurn):
-            return answers
+        found = self._scan(body)
+        if isinstance(found, ParsedTurn):
+            return found
+        calls, answers = found
         if calls and answers:
             return invalid("code_and_answer", "Your turn both calls the tool and gives an answer. Do one per "
                            "turn: run the code, read its output, then answer in a later turn.")
@@ -178,12 +198,11 @@ class _BaseParser:
         if len(answers) > 1:
             return _many("<answer>")
         if calls:
-            code = calls[0][0]
-            if not code.strip():
+            if not calls[0].strip():
                 return invalid("empty_code", "Your code block is empty. Put the Python code to run in it.")
-            return ParsedTurn(kind="code", code=code)
+            return ParsedTurn(kind="code", code=calls[0])
         if answers:
-            answer = answers[0][1].strip()
+            answer = answers[0].strip()
             if not answer:
                 return invalid("empty_answer", f"Your <answer> is empty. Put the final answer in it: "
                                f"{ANSWER_EXAMPLE}.")
@@ -224,27 +243,26 @@ class FencedParser(_BaseParser):
         "Each turn either runs one code block or gives the final answer."
     )
 
-    def _calls(self, body: str) -> list[Call] | ParsedTurn:
-        calls: list[Call] = []
-        pos = body.find("```")
-        while pos >= 0:  # every find() scans forward only: linear in len(body)
-            nxt = body.find("```", pos + 3)
-            newline = body.find("\n", pos + 3, nxt if nxt >= 0 else len(body))
-            if newline < 0:
-                if nxt < 0:
-                    return _unclosed_fence(_lang(body[pos + 3:pos + 64]))
-                pos = body.find("```", nxt + 3)  # ```inline``` on one line: quoted text
+    def _next_call(self, body: str, pos: int) -> Span | None:
+        while True:  # every find() scans forward only: linear in len(body)
+            start = body.find("```", pos)
+            if start < 0:
+                return None
+            nxt = body.find("```", start + 3)
+            newline = body.find("\n", start + 3, nxt if nxt >= 0 else len(body))
+            if newline < 0 and nxt >= 0:
+                pos = nxt + 3  # ```inline``` on one line: quoted text
                 continue
-            lang = _lang(body[pos + 3:newline])
+            lang = _lang(body[start + 3:newline if newline >= 0 else start + 64])
             if nxt < 0:
-                return _unclosed_fence(lang)
+                return start, len(body), _unclosed_fence(lang)
             if lang in PYTHON_LANGS:
-                calls.append((body[newline + 1:nxt], pos, nxt + 3))
-            elif lang not in TEXT_LANGS:
-                return invalid("unknown_language", f"Only Python can be run, but your code block is marked "
-                               f"```{lang[:40]}. Rewrite it in Python inside a ```python block.")
-            pos = body.find("```", nxt + 3)
-        return calls
+                return start, nxt + 3, body[newline + 1:nxt]
+            if lang in TEXT_LANGS:
+                return start, nxt + 3, None
+            return start, nxt + 3, invalid("unknown_language", "Only Python can be run, but your code "
+                                           f"block is marked ```{lang[:40]}. Rewrite it in Python in a "
+                                           "```python block.")
 
     def _hint(self, body: str) -> str:
         if "```\n" in body or body.rstrip().endswith("```"):
@@ -254,6 +272,22 @@ class FencedParser(_BaseParser):
 
     def format_call(self, code: str) -> str:
         return f"```python\n{code.rstrip()}\n```\n"
+
+    def parse(self, text: str) -> ParsedTurn:
+        turn = super().parse(text)
+        if turn.problem == "unclosed_answer" and _answer_ends_in_fence(strip_thinking(text)):
+            # The engine stopped at the closing fence of a code block inside the answer (code tasks
+            # answer with code): the answer is complete when its code block is.
+            return super().parse(text + "</answer>")
+        return turn
+
+
+def _answer_ends_in_fence(body: str) -> bool:
+    opened = [m.end() for m in _ANSWERS.opener.finditer(body)]
+    if len(opened) != 1:
+        return False
+    inner = body[opened[0]:]
+    return inner.rstrip().endswith("```") and inner.count("```") % 2 == 0 and "</answer>" not in inner.lower()
 
 
 def _lang(info: str) -> str:
@@ -305,21 +339,16 @@ class XmlParser(_BaseParser):
     )
     _tags = _Tagged("code", attributes=True)
 
-    def _calls(self, body: str) -> list[Call] | ParsedTurn:
-        spans = self._tags.spans(body)
-        if isinstance(spans, ParsedTurn):
-            return spans
-        calls: list[Call] = []
-        for opening, inner, start, end in spans:
-            lang = _LANG_ATTRIBUTE.search(opening)
-            if lang and lang.group(1).lower() not in PYTHON_LANGS:
-                return invalid("unknown_language", f"Only Python can be run, but your <code> is marked "
-                               f"{lang.group(1)[:40]!r}. Write Python inside <code>...</code>.")
-            code = _strip_inner_fence(inner)
-            if isinstance(code, ParsedTurn):
-                return code
-            calls.append((code, start, end))
-        return calls
+    def _next_call(self, body: str, pos: int) -> Span | None:
+        span = self._tags.next_span(body, pos)
+        if span is None or isinstance(span[2], ParsedTurn):
+            return None if span is None else span[:3]
+        start, end, inner, opening = span
+        lang = _LANG_ATTRIBUTE.search(opening)
+        if lang and lang.group(1).lower() not in PYTHON_LANGS:
+            return start, end, invalid("unknown_language", "Only Python can be run, but your <code> is "
+                                       f"marked {lang.group(1)[:40]!r}. Write Python in <code>...</code>.")
+        return start, end, _strip_inner_fence(inner)
 
     def _hint(self, body: str) -> str:
         seen = _looks_like(body)
@@ -372,17 +401,11 @@ class JsonParser(_BaseParser):
     )
     _tags = _Tagged("tool_call")
 
-    def _calls(self, body: str) -> list[Call] | ParsedTurn:
-        spans = self._tags.spans(body)
-        if isinstance(spans, ParsedTurn):
-            return spans
-        calls: list[Call] = []
-        for _opening, inner, start, end in spans:
-            code = _decode_call(inner)
-            if isinstance(code, ParsedTurn):
-                return code
-            calls.append((code, start, end))
-        return calls
+    def _next_call(self, body: str, pos: int) -> Span | None:
+        span = self._tags.next_span(body, pos)
+        if span is None or isinstance(span[2], ParsedTurn):
+            return None if span is None else span[:3]
+        return span[0], span[1], _decode_call(span[2])
 
     def _hint(self, body: str) -> str:
         seen = _looks_like(body)

@@ -27,7 +27,7 @@ def default_pool() -> Any:
         if _default_pool is None:
             from toolgym.envs.sandbox import SessionPool, make_sandbox
 
-            _default_pool = SessionPool(make_sandbox("local"))
+            _default_pool = SessionPool(make_sandbox("local"), own_backend=True)
             atexit.register(_close_default_pool)
         return _default_pool
 
@@ -37,10 +37,7 @@ def _close_default_pool() -> None:
     with _default_lock:
         pool, _default_pool = _default_pool, None
     if pool is not None:
-        pool.close()
-        backend = getattr(pool, "backend", None)
-        if backend is not None:
-            backend.close()
+        pool.close()  # also closes its backend (own_backend=True)
 
 
 class SessionSource:

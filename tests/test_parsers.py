@@ -110,6 +110,18 @@ WELL_FORMED = [
     ("xml", f"<code>\n{FENCE}python\nprint(2)\n{FENCE}\n</code>", "code", "print(2)\n"),
     ("json", '<tool_call>{"name": "python", "arguments": "{\\"code\\": \\"print(3)\\"}"}</tool_call>',
      "code", "print(3)"),
+    # code tasks answer with code: a block inside the answer is the answer, not a tool call
+    ("fenced", f"<answer>\n{FENCE}python\ndef f():\n    return 1\n{FENCE}\n</answer>", "answer",
+     f"{FENCE}python\ndef f():\n    return 1\n{FENCE}"),
+    # ... also when the engine stopped at the closing fence inside the answer
+    ("fenced", f"<answer>\n{FENCE}python\ndef f():\n    return 1\n{FENCE}\n", "answer",
+     f"{FENCE}python\ndef f():\n    return 1\n{FENCE}"),
+    ("xml", f"<answer>{FENCE}python\nprint(1)\n{FENCE}</answer>", "answer",
+     f"{FENCE}python\nprint(1)\n{FENCE}"),
+    ("fenced", f"{FENCE}python\nprint('</answer>')  # <answer>\n{FENCE}\n", "code",
+     "print('</answer>')  # <answer>\n"),
+    ("json", '<tool_call>{"name": "python", "arguments": {"code": "s = \'<answer>\'"}}</tool_call>', "code",
+     "s = '<answer>'"),
 ]
 
 
