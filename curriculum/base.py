@@ -89,17 +89,18 @@ class Scheduler:
         raise NotImplementedError
 
     def describe(self) -> dict[str, float | int | None]:
-        """Scalars for the logs; names are stable and namespaced `curriculum/...` (NaN if undefined)."""
+        """Scalars for the logs; names are stable and namespaced `curriculum/...` (NaN if undefined).
+        `curriculum/stage` counts from 1 (1..S), unlike the 0-based `stage` attribute."""
         active = self.active_units()
         rates = self.stats.rates()
         pos = [self.units.position[u] for u in active]
         active_pot = self.potentials()[pos]
         return {
             "curriculum/step": self.step,
-            "curriculum/stage": 0,
+            "curriculum/stage": 1,
             "curriculum/num_stages": 1,
             "curriculum/units_total": len(self.units),
-            "curriculum/units_active": len(active),
+            "curriculum/active_units": len(active),
             "curriculum/units_measured": int(self.stats.measured().sum()),
             "curriculum/mean_success": _nanmean(rates),
             "curriculum/mean_potential": _nanmean(active_pot),

@@ -51,7 +51,7 @@ class _StagedScheduler(Scheduler):
         self.plateau = Plateau(plateau_window, plateau_tol)
         self.stage = 0
         self.stage_steps = 0
-        self.advances: list[dict[str, Any]] = []  # {"step", "stage", "reason"} per stage change
+        self.advances: list[dict[str, Any]] = []  # {"step", "stage" (0-based, entered), "reason"}
 
     @property
     def num_stages(self) -> int:
@@ -83,7 +83,7 @@ class _StagedScheduler(Scheduler):
         """Prepare the new stage's units."""
 
     def _describe_extra(self) -> dict[str, Any]:
-        return {"curriculum/stage": self.stage, "curriculum/num_stages": self.num_stages,
+        return {"curriculum/stage": self.stage + 1, "curriculum/num_stages": self.num_stages,
                 "curriculum/stage_steps": self.stage_steps}
 
     def _extra_state(self) -> dict[str, Any]:
@@ -227,6 +227,9 @@ class SequenceScheduler(_StagedScheduler):
 
 
 def _check_fractions(stages: int, fractions: Sequence[float] | None) -> list[float]:
+    if fractions is not None and stages not in (4, len(fractions)):
+        raise ValueError(f"stages={stages} disagrees with the {len(fractions)} fractions {list(fractions)}; "
+                         "give one of them")
     if fractions is None:
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
             raise ValueError(f"stages must be an integer >= 1, got {stages!r}")

@@ -20,7 +20,7 @@ from toolgym.envs.types import Outcome, TaskRequest
 
 TRAIN = "train"
 UNIT_SEPARATOR = "#"
-UNIT_KINDS = ("family", "instance")
+UNIT_KINDS = ("family", "task", "instance")  # "task" is another name for "family"
 # Default number of distinct instance indices a family unit draws from. Procedural families treat the
 # index as a seed; a family with a finite train split should be given `num_instances=<its size>`.
 DEFAULT_NUM_INSTANCES = 2**31 - 1
@@ -53,8 +53,9 @@ def unit_name(task_id: str, index: int | None = None) -> str:
 
 def expand_units(units: Sequence[str], unit: str = "family",
                  instances_per_family: int | None = None) -> list[str]:
-    """Apply the unit-granularity config: with `unit="instance"`, a family id becomes
-    `instances_per_family` instance units `id#0 .. id#(k-1)`; instance units are kept as they are."""
+    """Apply the unit-granularity config (`unit="family"`, alias `"task"`, or `"instance"`): with
+    `unit="instance"`, a family id becomes `instances_per_family` instance units
+    `id#0 .. id#(k-1)`; instance units are kept as they are."""
     if unit not in UNIT_KINDS:
         raise ValueError(f"unknown unit kind {unit!r}; known: {', '.join(UNIT_KINDS)}")
     if isinstance(units, str):
@@ -62,7 +63,7 @@ def expand_units(units: Sequence[str], unit: str = "family",
     out: list[str] = []
     for name in units:
         parsed = parse_unit(name)
-        if unit == "family" or parsed.index is not None:
+        if unit != "instance" or parsed.index is not None:
             out.append(name)
             continue
         if instances_per_family is None or instances_per_family < 1:

@@ -209,7 +209,7 @@ def test_potential_stages_grow_from_the_highest_potential() -> None:
         s.update(outcomes_for(batch, rng))
     assert sizes == [2, 2, 4, 4, 6, 6, 8, 8]  # 25/50/75/100%, the last stage never ends
     assert [a["reason"] for a in s.advances] == ["steps"] * 3
-    assert s.describe()["curriculum/stage"] == 3
+    assert s.describe()["curriculum/stage"] == 4 and s.stage == 3  # logs count stages from 1
 
 
 def test_potential_reranks_from_training_outcomes_at_stage_start() -> None:
@@ -269,6 +269,7 @@ def test_potential_weighting_within_a_stage() -> None:
     ({"fractions": [0.0, 1.0]}, r"\(0, 1\]"),
     ({"fractions": []}, "fractions is empty"),
     ({"stages": 0}, "stages must be an integer >= 1"),
+    ({"stages": 3, "fractions": [0.5, 1.0]}, "disagrees with the 2 fractions"),
     ({"steps_per_stage": None, "plateau_window": None}, "never leaves its first stage"),
     ({"steps_per_stage": 0}, "steps_per_stage must be >= 1"),
     ({"plateau_window": 0}, "plateau_window must be >= 1"),

@@ -38,7 +38,8 @@ def test_expand_units_by_config() -> None:
     assert expand_units(["a", "b#2"], "instance", instances_per_family=3) == ["a#0", "a#1", "a#2", "b#2"]
     with pytest.raises(ValueError, match="instances_per_family"):
         expand_units(["a"], "instance")
-    with pytest.raises(ValueError, match="known: family, instance"):
+    assert expand_units(["a"], "task") == ["a"]  # alias of "family"
+    with pytest.raises(ValueError, match="known: family, task, instance"):
         expand_units(["a"], "episode")
     with pytest.raises(ValueError, match="single string"):
         expand_units("abc")
