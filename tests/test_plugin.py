@@ -1,0 +1,78 @@
+"""A pip-installed third-party package adds task ids through the `toolgym.tasks` entry-point group.
+
+The plugin (tests/plugin_pkg) is copied to a temporary directory (so no build files land in the
+source tree) and installed with pip into a `--target` folder; a fresh interpreter with that folder
+on its path must then list, make and play the plugin's tasks, toolgym never naming the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGIN = Path(__file__).parent / "plugin_pkg"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("plugin")
+    source = work / "src"
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--disable-pip-version-check", "--target", str(target), str(source)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    return target
+
+
+def run_with_plugin(site: Path, code: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_installed_plugin_ids_are_listed_made_and_played(site: Path) -> None:
+    result = run_with_plugin(site, """
+import json, sys, gymnasium, toolgym
+ids = toolgym.list_tasks()
+env = toolgym.make("plugin-example/reverse-v0")
+messages, info = env.reset(options={"index": 0})
+problem = env.problem
+obs, *_ = env.step(env.parser.format_call(problem.reference_code))
+_, reward, terminated, _, step = env.step(env.parser.format_answer(obs[0]["content"]))
+env.close()
+gym_env = gymnasium.make("plugin-example/reverse-v0")
+print(json.dumps({"ids": ids, "format": info["tool_format"], "success": step["success"], "reward": reward,
+                  "gym": type(gym_env.unwrapped).__name__,
+                  "train_ids": toolgym.list_tasks(split="train")}))
+""")
+    expected = {"plugin-example/reverse-v0", "plugin-example/reverse-eval-v0", "toolgym/arith-v0"}
+    assert expected <= set(result["ids"])
+    assert result["format"] == "xml" and result["success"] and result["gym"] == "ToolEnv"
+    assert "plugin-example/reverse-eval-v0" not in result["train_ids"]
+
+
+def test_plugin_is_not_imported_until_the_registry_is_used(site: Path) -> None:
+    result = run_with_plugin(site, """
+import json, sys, toolgym
+before = "toolgym_plugin_example" in sys.modules
+from toolgym import make
+still = "toolgym_plugin_example" in sys.modules
+toolgym.list_suites()
+after = "toolgym_plugin_example" in sys.modules
+print(json.dumps({"before": before, "after_import": still, "after_lookup": after}))
+""")
+    assert result == {"before": False, "after_import": False, "after_lookup": True}
+
+
+def test_without_the_plugin_its_ids_are_unknown() -> None:
+    out = subprocess.run([sys.executable, "-c", "import toolgym; toolgym.make('plugin-example/reverse-v0')"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "Unknown task id 'plugin-example/reverse-v0'" in out.stderr
