@@ -93,7 +93,10 @@ def bwrap_command(root: str) -> list[str]:
         for needed in _needed_paths():
             if needed == hidden or needed.startswith(hidden + os.sep):
                 cmd += ["--ro-bind", needed, needed]
-    cmd += ["--bind", root, root, "--remount-ro", "/tmp", "--chdir", root]
+    cmd += ["--bind", root, root, "--remount-ro", "/tmp"]
+    for hidden in _hidden_dirs():
+        cmd += ["--remount-ro", hidden]
+    cmd += ["--chdir", root]
     return cmd
 
 

@@ -19,6 +19,7 @@ import io
 import linecache
 import os
 import shutil
+import signal
 import socket
 import sys
 import traceback
@@ -90,7 +91,19 @@ class Server:
         self.chan, self.workdir, self.cap = chan, workdir, cap
         self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.cells = 0
+        self.forks: set[int] = set()  # our Session.fork() children: we are their parent and must reap them
+        signal.signal(signal.SIGCHLD, self._reap_forks)
         self._install_streams()
+
+    def _reap_forks(self, _signum: int = 0, _frame: object = None) -> None:
+        """Reap exited fork children (only ours: user code waits for its own subprocesses)."""
+        for pid in list(self.forks):
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.forks.discard(pid)
 
     def _install_streams(self) -> None:
         self.out = _Stream(1, "stdout", self.cap)
@@ -107,6 +120,7 @@ class Server:
                 message, fds = _wire.recv(self.chan, max_fds=1)
             except (_wire.WireError, OSError):
                 os._exit(0)  # the host went away: nothing left to serve
+            self._reap_forks()  # in case user code replaced our SIGCHLD handler
             op = message.get("op")
             if op == "run":
                 reply = self.execute(str(message.get("code", "")))
@@ -121,6 +135,7 @@ class Server:
     def execute(self, code: str) -> dict:
         self.cells += 1
         reply: dict = {}
+        owner = os.getpid()
         try:
             self._exec_cell(code, f"<cell {self.cells}>")
         except SystemExit as exc:
@@ -128,6 +143,9 @@ class Server:
         except BaseException as exc:
             reply.update(self._describe(exc))
         finally:
+            if os.getpid() != owner:  # a child the code forked fell through to us: it must not reply
+                _flush_quietly()
+                os._exit(0)
             sys.stdout, sys.stderr = self.out.text, self.err.text
         reply["stdout"], out_truncated = self.out.collect()
         reply["stderr"], err_truncated = self.err.collect()
@@ -172,10 +190,12 @@ class Server:
             _wire.send(self.chan, {"ok": False, "error": f"fork failed: {exc}"})
             return
         if pid:
+            self.forks.add(pid)
             os.close(new_fd)
             _wire.send(self.chan, {"ok": True})
             return
         try:
+            self.forks = set()
             self.chan.close()
             self.chan = socket.socket(fileno=new_fd)
             os.setsid()
@@ -186,6 +206,14 @@ class Server:
             self.hello()
         except BaseException:
             os._exit(71)
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 def enter_workdir(path: str) -> None:

@@ -84,6 +84,7 @@ def _apply_limits(limits: dict, nproc_base: int) -> None:
     if limits.get("max_processes") is not None:
         value = int(limits["max_processes"]) + nproc_base
         resource.setrlimit(resource.RLIMIT_NPROC, (value, value))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a segfault must not write core files
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
 
 

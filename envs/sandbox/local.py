@@ -109,7 +109,8 @@ class LocalBackend:
         self._root: str | None = None
         self._cgroup: PidsCgroup | None = None
         self._closed = False
-        self.preload_failures: dict[str, str] = {}
+        self.preload_failures: dict[str, str] = {}  # preloaded module -> why its import failed
+        self.zygote_pid: int | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -191,6 +192,7 @@ class LocalBackend:
             raise RuntimeError(f"the sandbox zygote failed to start ({exc}); its output:\n{detail}") from None
         host.settimeout(_SPAWN_TIMEOUT)
         self.preload_failures = dict(ready.get("failed", {}))
+        self.zygote_pid = int(ready["pid"])  # host PID (bwrap does not unshare the PID namespace)
         self._zygote, self._control, self._log = proc, host, log
         self._finalizer = weakref.finalize(self, _cleanup, proc, self._root)
 
@@ -306,6 +308,7 @@ class LocalBackend:
                 os.killpg(proc.pid, signal.SIGKILL)  # the leader is alive, so the group id is still ours
             except (ProcessLookupError, PermissionError):
                 pass
+            _exited(proc.pidfd, timeout=1.0)  # synchronous close: its process slot is free on return
         os.close(proc.pidfd)
         proc.sock.close()
         shutil.rmtree(proc.directory, ignore_errors=True)
@@ -338,8 +341,8 @@ def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
     return pid
 
 
-def _exited(pidfd: int) -> bool:
-    readable, _, _ = select.select([pidfd], [], [], 0)
+def _exited(pidfd: int, timeout: float = 0.0) -> bool:
+    readable, _, _ = select.select([pidfd], [], [], timeout)
     return bool(readable)
 
 

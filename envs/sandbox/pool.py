@@ -33,6 +33,13 @@ class SessionPool:
         self.replaced = 0  # sessions found dead in the pool and replaced (crash, external kill)
         self.errors: list[str] = []  # why the refill thread failed to start sessions, most recent last
 
+    def start(self) -> None:
+        """Start warming sessions now (otherwise the first `acquire()` starts it)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this SessionPool is closed")
+            self._ensure_worker()
+
     def acquire(self) -> Session:
         """A fresh session for exclusive use; from the warm set when one is ready."""
         with self._cond:

@@ -1,0 +1,308 @@
+"""Adversarial code against the local backend: each property of the sandbox has its own test.
+
+Everything here is real: real zygote, real bubblewrap namespaces (tests marked `bwrap` skip when
+bubblewrap is missing), real signals and process trees, inspected from the host through /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+
+import pytest
+from toolgym.envs.sandbox import SessionPool, make_sandbox
+
+LIMITS = {"timeout": 10.0, "memory_bytes": 768 << 20, "max_processes": 32, "max_output_bytes": 4096}
+
+
+@pytest.fixture(scope="module")
+def backend():
+    os.environ["TOOLGYM_TEST_SECRET"] = "hunter2-parent-secret"
+    backend = make_sandbox("local", limits=LIMITS)
+    yield backend
+    backend.close()
+    os.environ.pop("TOOLGYM_TEST_SECRET", None)
+
+
+@pytest.fixture
+def session(backend):
+    session = backend.new_session()
+    yield session
+    session.close()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Host PIDs of every live process below `pid` (from /proc; zombies excluded)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def _wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def _processes_with_cmdline(marker: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if marker in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_infinite_loop_times_out_and_next_call_works(session):
+    session.run("x = 1")
+    start = time.monotonic()
+    result = session.run("while True:\n    pass", timeout=1.0)
+    assert result.timed_out and result.state_lost and not result.ok
+    assert time.monotonic() - start < 5.0  # the caller got control back
+    after = session.run("print('fresh')")
+    assert after.stdout == "fresh\n" and after.state_lost
+    assert session.run("'x' in dir()").stdout == "False\n"
+
+
+def test_memory_bomb_sets_memory_exceeded(session):
+    result = session.run("hog = []\nwhile True:\n    hog.append(bytearray(32 << 20))")
+    assert result.memory_exceeded and result.error_type == "MemoryError"
+    assert session.run("del hog; 'ok'").stdout == "'ok'\n"  # the session survives a caught MemoryError
+
+
+def test_huge_single_allocation_sets_memory_exceeded(session):
+    result = session.run("x = bytearray(10**11)")
+    assert result.memory_exceeded
+
+
+def test_fork_bomb_is_contained(backend, session):
+    result = session.run("import os\nwhile True:\n    os.fork()", timeout=3.0)
+    # either the process limit stopped it (BlockingIOError) or the timeout did; the host lives on
+    assert result.error_type == "BlockingIOError" or result.timed_out, result
+    tree = _descendants(backend.zygote_pid)
+    assert len(tree) >= 4  # C, I, the session and at least one bomb child existed
+    session.close()
+    assert _wait_until(lambda: not (_descendants(backend.zygote_pid) & tree))
+    with backend.new_session() as fresh:
+        assert fresh.run("1 + 1").stdout == "2\n"
+
+
+@pytest.mark.parametrize("newlines", [True, False], ids=["with-newlines", "without-newlines"])
+def test_100mb_of_output_is_truncated_and_parent_memory_bounded(session, newlines):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    code = "print('x\\n' * (50 << 20))" if newlines else "print('x' * (100 << 20))"
+    result = session.run(code, timeout=60)
+    assert result.output_truncated and result.ok
+    assert "output truncated" in result.stdout
+    assert len(result.stdout) < 4096 + 200
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 50, f"the host process grew by {grown_mib:.0f} MiB"
+
+
+def test_100mb_written_to_the_raw_fd_is_truncated(session):
+    result = session.run("import os\nfor _ in range(100):\n    os.write(1, b'y' * (1 << 20))", timeout=60)
+    assert result.output_truncated
+    assert len(result.stdout) < 4096 + 200
+    assert result.stdout.startswith("yyyy")
+
+
+def test_non_utf8_bytes_on_stdout(session):
+    result = session.run(
+        "import sys, os\nsys.stdout.buffer.write(b'a\\xff\\xfeb\\n')\nos.write(1, b'\\x80z\\n')"
+    )
+    assert result.ok
+    assert "a\\xff\\xfeb" in result.stdout and "\\x80z" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import sys; sys.exit(3)", "import os; os._exit(0)", "import ctypes; ctypes.string_at(0)"],
+    ids=["sys.exit", "os._exit", "segfault"],
+)
+def test_interpreter_death_is_crashed_and_pool_replaces_the_session(backend, code):
+    with SessionPool(backend, size=1) as pool:
+        session = pool.acquire()
+        session.run("state = 1")
+        result = session.run(code)
+        assert result.crashed and result.state_lost, result
+        assert not session.alive
+        again = session.run("'state' in dir()")  # the same handle transparently restarts
+        assert again.stdout == "False\n" and again.state_lost
+        pool.release(session)
+        fresh = pool.acquire()
+        assert fresh is not session and fresh.run("1 + 1").stdout == "2\n"
+        pool.release(fresh)
+
+
+def test_pool_replaces_a_warm_session_that_died(backend):
+    with SessionPool(backend, size=1) as pool:
+        pool.start()
+        assert _wait_until(lambda: len(pool._ready) == 1)
+        victim = pool._ready[0]
+        os.kill(victim.pid, 9)
+        assert _wait_until(lambda: not victim.alive)
+        session = pool.acquire()
+        assert session is not victim and session.run("2 + 2").stdout == "4\n"
+        assert pool.replaced == 1
+        pool.release(session)
+
+
+def test_parent_secrets_are_invisible(session):
+    assert os.environ["TOOLGYM_TEST_SECRET"]
+    result = session.run(
+        "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ', 'rb').read())\n"
+        "print(os.environ.get('TOOLGYM_TEST_SECRET'))"
+    )
+    assert "hunter2" not in result.stdout and "TOOLGYM_TEST_SECRET" not in result.stdout
+
+
+@pytest.mark.bwrap
+def test_host_process_environment_is_unreachable(session):
+    result = session.run(f"open('/proc/{os.getpid()}/environ', 'rb').read()")
+    assert result.error_type in ("FileNotFoundError", "PermissionError"), result
+    assert "hunter2" not in result.stdout
+
+
+@pytest.mark.bwrap
+def test_writes_outside_the_session_directory_fail(session):
+    assert session.run("open('inside.txt', 'w').write('ok')").ok
+    targets = [
+        "/tmp/escape.txt",
+        "/usr/escape.txt",
+        "/etc/escape.txt",
+        "/root/escape.txt",
+        os.path.join(os.path.dirname(session.workdir), "..", "escape.txt"),
+        "/escape.txt",
+    ]
+    for target in targets:
+        result = session.run(f"open({target!r}, 'w').write('x')")
+        assert result.error_type in ("OSError", "PermissionError", "FileNotFoundError"), (target, result)
+        assert not os.path.exists(target)
+
+
+@pytest.mark.bwrap
+def test_network_connect_fails(session):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        local = session.run(f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)")
+        assert local.error_type in ("ConnectionRefusedError", "OSError", "TimeoutError"), local
+        remote = session.run("import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)")
+        assert remote.error_type is not None and not remote.timed_out, remote
+    finally:
+        server.close()
+
+
+@pytest.mark.bwrap
+def test_killing_the_parent_cannot_kill_the_host(backend, session):
+    zygote = backend.zygote_pid
+    result = session.run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.getppid()")
+    assert result.ok, result
+    assert session.run("'still here'").ok
+    os.kill(zygote, 0)  # the zygote (and this test process) are alive
+
+
+@pytest.mark.bwrap
+def test_kill_all_signal_stays_inside_the_sandbox(backend, session):
+    other = backend.new_session()
+    other.run("kept = 1")
+    session.run("import os, signal\nos.kill(-1, signal.SIGKILL)")
+    assert other.run("kept").stdout == "1\n"  # another session is untouched
+    os.kill(backend.zygote_pid, 0)
+    other.close()
+
+
+@pytest.mark.bwrap
+def test_sessions_cannot_read_each_others_files(backend, session):
+    other = backend.new_session()
+    other.run("open('secret.txt', 'w').write('s3cret')")
+    path = os.path.join(other.workdir, "secret.txt")
+    assert os.path.exists(path)  # it exists on the host ...
+    result = session.run(f"open({path!r}).read()")  # ... but not in this session's view
+    assert result.error_type == "FileNotFoundError", result
+    listing = session.run(f"import os; os.listdir({os.path.dirname(os.path.dirname(session.workdir))!r})")
+    assert os.path.basename(os.path.dirname(other.workdir)) not in listing.stdout
+    other.close()
+
+
+@pytest.mark.bwrap
+def test_sessions_cannot_signal_each_other(backend, session):
+    other = backend.new_session()
+    other.run("kept = 'yes'")
+    result = session.run(f"import os; os.kill({other.pid}, 9)")
+    assert result.error_type == "ProcessLookupError", result
+    assert other.run("kept").stdout == "'yes'\n"
+    other.close()
+
+
+def test_threads_and_child_processes_are_gone_after_close(backend):
+    session = backend.new_session()
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}"
+    result = session.run(
+        "import subprocess, threading, time\n"
+        "threading.Thread(target=lambda: time.sleep(1000), daemon=False).start()\n"
+        f"child = subprocess.Popen(['sleep', '{marker}1'])\n"
+        "threading.active_count()"
+    )
+    assert result.stdout == "2\n"
+    assert _processes_with_cmdline(f"{marker}1".encode())
+    session.close()
+    assert _wait_until(lambda: not _processes_with_cmdline(f"{marker}1".encode()))
+
+
+@pytest.mark.bwrap
+def test_escaped_daemons_are_gone_after_close(backend):
+    session = backend.new_session()
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}7"
+    session.run(f"import subprocess; subprocess.Popen(['sleep', '{marker}'], start_new_session=True)")
+    assert _processes_with_cmdline(marker.encode())
+    session.close()
+    assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()))
+
+
+def test_thousand_sessions_leave_nothing_behind(backend):
+    base = backend.new_session()
+    base.run("import math")
+    zygote = backend.zygote_pid
+    base_tree = _descendants(zygote)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    dirs_before = set(os.listdir(backend._root))
+    for i in range(1000):
+        session = base.fork() if i % 10 else backend.new_session()  # 900 forks, 100 new sessions
+        if i % 50 == 0:
+            assert session.run("math.pi" if i % 10 else "1").ok
+        session.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert _wait_until(lambda: _descendants(zygote) <= base_tree, timeout=10)
+    assert set(os.listdir(backend._root)) == dirs_before
+    base_group = os.path.dirname(base.workdir)
+    assert os.listdir(base_group) == [os.path.basename(base.workdir)]
+    base.close()
+    if backend._cgroup is not None:
+        backend._cgroup.remove(wait=5.0)
+        assert not [d for d in os.listdir(backend._cgroup.base) if d.startswith("g")]

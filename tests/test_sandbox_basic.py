@@ -1,0 +1,186 @@
+"""Behaviour of the sandbox backends: state, errors, fork semantics, pool, options (real processes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from toolgym.envs.sandbox import SandboxLimits, SessionPool, make_sandbox
+
+
+@pytest.fixture(scope="module")
+def backend():
+    backend = make_sandbox("local", limits={"timeout": 10.0})
+    yield backend
+    backend.close()
+
+
+def test_variables_persist_across_calls(backend):
+    with backend.new_session() as session:
+        assert session.run("x = 40").ok
+        result = session.run("x += 2\nprint(x)")
+        assert result.stdout == "42\n"
+        assert not result.state_lost
+
+
+def test_last_expression_is_echoed_like_a_notebook(backend):
+    with backend.new_session() as session:
+        assert session.run("1 + 1").stdout == "2\n"
+        assert session.run("None").stdout == ""
+        assert session.run("y = 3").stdout == ""
+
+
+def test_exception_is_reported_not_raised(backend):
+    with backend.new_session() as session:
+        result = session.run("def f():\n    return 1 / 0\nf()")
+        assert result.error_type == "ZeroDivisionError"
+        assert result.error_message == "division by zero"
+        assert "return 1 / 0" in result.traceback  # user source lines are shown
+        assert "_session.py" not in result.traceback  # our own frames are hidden
+        assert not result.ok and not result.crashed
+        assert session.run("'still alive'").stdout == "'still alive'\n"
+
+
+def test_syntax_error_is_reported(backend):
+    with backend.new_session() as session:
+        result = session.run("def (:")
+        assert result.error_type == "SyntaxError"
+
+
+def test_stderr_is_captured(backend):
+    with backend.new_session() as session:
+        result = session.run("import sys; print('warn', file=sys.stderr); print('out')")
+        assert result.stdout == "out\n"
+        assert result.stderr == "warn\n"
+
+
+def test_output_of_child_processes_is_captured(backend):
+    with backend.new_session() as session:
+        result = session.run("import subprocess; subprocess.run(['echo', 'from-child'])")
+        assert "from-child" in result.stdout
+
+
+def test_preloaded_modules_are_importable_and_fast(backend):
+    with backend.new_session() as session:
+        assert session.run("import math; math.sqrt(16)").stdout == "4.0\n"
+
+
+def test_fork_copies_state_and_is_independent(backend):
+    with backend.new_session() as parent:
+        parent.run("data = [1, 2]\nopen('notes.txt', 'w').write('parent')")
+        children = [parent.fork() for _ in range(3)]
+        for i, child in enumerate(children):
+            child.run(f"data.append({i})\nopen('notes.txt', 'w').write('child{i}')")
+        for i, child in enumerate(children):
+            assert child.run("data").stdout == f"[1, 2, {i}]\n"
+            assert child.run("open('notes.txt').read()").stdout == f"'child{i}'\n"
+        assert parent.run("data").stdout == "[1, 2]\n"
+        assert parent.run("open('notes.txt').read()").stdout == "'parent'\n"
+        for child in children:
+            child.close()
+
+
+def test_fork_survives_closing_its_parent(backend):
+    parent = backend.new_session()
+    parent.run("z = 'kept'")
+    child = parent.fork()
+    parent.close()
+    assert child.run("z").stdout == "'kept'\n"
+    child.close()
+
+
+def test_close_deletes_the_working_directory(backend):
+    session = backend.new_session()
+    session.run("open('file.txt', 'w').write('x')")
+    workdir = session.workdir
+    assert os.path.exists(os.path.join(workdir, "file.txt"))
+    session.close()
+    assert not os.path.exists(workdir)
+    session.close()  # idempotent
+
+
+def test_closed_session_refuses_to_run(backend):
+    session = backend.new_session()
+    session.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        session.run("1")
+
+
+def test_pool_runs_many_calls_concurrently(backend):
+    with SessionPool(backend, size=2) as pool:
+        results = pool.run_many([f"import time; time.sleep(0.2); {i} * 2" for i in range(8)], workers=8)
+        assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(8)]
+
+
+def test_pool_is_thread_safe_and_never_shares_a_session(backend):
+    seen: list[int] = []
+    lock = threading.Lock()
+    with SessionPool(backend, size=3) as pool:
+
+        def worker() -> None:
+            for _ in range(5):
+                with pool.session() as session:
+                    result = session.run("import os; os.getpid()")
+                    assert result.ok, result
+                    with lock:
+                        seen.append(session.pid)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(seen) == 20
+    assert len(set(seen)) == 20  # a released session is never handed out again
+
+
+def test_pool_hands_out_fresh_state(backend):
+    with SessionPool(backend, size=1) as pool:
+        session = pool.acquire()
+        session.run("secret = 1")
+        pool.release(session)
+        other = pool.acquire()
+        assert other.run("'secret' in dir()").stdout == "False\n"
+        pool.release(other)
+
+
+def test_subprocess_backend_is_stateless_baseline():
+    backend = make_sandbox("subprocess", limits={"timeout": 5.0})
+    assert backend.stateful is False
+    session = backend.new_session()
+    assert session.run("print(6 * 7)").stdout == "42\n"
+    result = session.run("x")
+    assert result.error_type == "NameError"
+    result = session.run("while True: pass", timeout=0.5)
+    assert result.timed_out
+    session.close()
+    assert not os.path.exists(session.workdir)
+
+
+def test_unknown_backend_lists_known_ones():
+    with pytest.raises(ValueError, match=r"known backends: \['e2b', 'local', 'subprocess'\]"):
+        make_sandbox("docker")
+
+
+def test_bad_option_names_the_backend():
+    with pytest.raises(TypeError, match="'local'"):
+        make_sandbox("local", isolaton="none")
+
+
+def test_unknown_isolation_lists_modes():
+    with pytest.raises(ValueError, match="auto"):
+        make_sandbox("local", isolation="chroot")
+
+
+def test_limits_validation_names_the_field():
+    with pytest.raises(ValueError, match="timeout"):
+        SandboxLimits(timeout=0)
+    with pytest.raises(ValueError, match=r"unknown sandbox limit\(s\) \['memory'\]"):
+        SandboxLimits.from_options({"memory": 1})
+
+
+def test_construction_starts_nothing():
+    backend = make_sandbox("local")
+    assert backend._zygote is None  # no processes until the first session
+    backend.close()
