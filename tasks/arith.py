@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from toolgym.envs.task import Problem, Score, SessionFactory
-from toolgym.tasks.common import DEFAULT_SPLITS, check_choice, instance_rng
+from toolgym.tasks.common import DEFAULT_SPLITS, check_choice, sample_instance
 from toolgym.tasks.verifiers import score_integer
 
 # (prompt, answer, reference program)
@@ -147,10 +147,15 @@ class ArithFamily:
                             "sums of series. Answer with the integer only; use the interpreter.")
 
     def problem(self, split: str, index: int) -> Problem:
-        rng = instance_rng(self.name, split, index, salt=f"level{self.level}", splits=self.splits)
         templates = LEVELS[self.level]
-        template = templates[rng.randrange(len(templates))]
-        prompt, answer, code = template(rng)
+
+        def draw(rng: random.Random) -> tuple[Template, Instance]:
+            template = templates[rng.randrange(len(templates))]
+            return template, template(rng)
+
+        template, (prompt, answer, code) = sample_instance(
+            self.name, split, index, draw, key=lambda drawn: drawn[1][0], salt=f"level{self.level}",
+            splits=self.splits)
         return Problem(prompt=prompt, answer=answer, index=index, split=split, reference_code=code,
                        metadata={"level": self.level, "template": template.__name__.lstrip("_")})
 

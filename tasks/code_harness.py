@@ -6,8 +6,10 @@ Why this shape:
   the answers or print "all tests passed".
 - Every harness program is self-contained (it re-executes the candidate source), so it works on
   stateful and stateless sessions alike and survives a session that lost its state.
-- Speed with robustness: all tests run in one call first; tests without a result after that (a
-  timeout, a crash) are retried one per call with the per-test timeout, within a total budget.
+- Speed with robustness: all tests run in one call, each limited by a SIGALRM timer inside the
+  harness (where the session runs code on its main thread, as the local backend does); when that
+  call dies anyway (a crash, a swallowed timer, the memory limit), the tests without a result are
+  retried one per call, within a total budget.
 
 Two modes, as in APPS/TACO: `fn_name` set -> call the function (or `Solution().fn_name`) with each
 input's positional arguments and compare the return value; `fn_name` None -> run the program with
@@ -28,8 +30,24 @@ from toolgym.envs.sandbox.base import ExecResult
 from toolgym.envs.task import SessionFactory
 
 _HARNESS = r'''
-import contextlib as _tg_cl, io as _tg_io, json as _tg_json, sys as _tg_sys
+import contextlib as _tg_cl, io as _tg_io, json as _tg_json, signal as _tg_signal, sys as _tg_sys
 _tg_out = _tg_sys.stdout
+
+class _TgTimeout(BaseException):  # not an Exception: a candidate's `except Exception` cannot swallow it
+    pass
+
+def _tg_alarm(signum, frame):
+    raise _TgTimeout("timed out (more than {per_test}s)")
+
+try:
+    _tg_signal.signal(_tg_signal.SIGALRM, _tg_alarm)
+    _tg_has_alarm = True
+except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGALRM on this platform
+    _tg_has_alarm = False
+
+def _tg_limit(seconds):
+    if _tg_has_alarm:
+        _tg_signal.setitimer(_tg_signal.ITIMER_REAL, seconds)
 _tg_src = _tg_json.loads({src!r})
 _tg_inputs = _tg_json.loads({inputs!r})
 _tg_fn_name = {fn_name!r}
@@ -39,17 +57,22 @@ def _tg_emit(i, payload):
     _tg_out.flush()
 
 def _tg_error(exc):
+    if isinstance(exc, _TgTimeout):
+        return {{"ok": False, "error": str(exc)}}
     return {{"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}}
 
 def _tg_run(code, namespace, stdin):
     _tg_sys.stdin = _tg_io.StringIO(stdin)
     buffer = _tg_io.StringIO()
+    _tg_limit({per_test})
     try:
         with _tg_cl.redirect_stdout(buffer):
             exec(code, namespace)
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise RuntimeError("SystemExit(" + repr(exc.code) + ")")
+    finally:
+        _tg_limit(0)
     return buffer.getvalue()
 
 def _tg_encode(value):
@@ -82,8 +105,12 @@ else:
         for _tg_i in {todo!r}:
             try:
                 _tg_sys.stdin = _tg_io.StringIO("")
-                with _tg_cl.redirect_stdout(_tg_io.StringIO()):
-                    _tg_value = _tg_fn(*_tg_json.loads(_tg_json.dumps(_tg_inputs[_tg_i])))
+                _tg_limit({per_test})
+                try:
+                    with _tg_cl.redirect_stdout(_tg_io.StringIO()):
+                        _tg_value = _tg_fn(*_tg_json.loads(_tg_json.dumps(_tg_inputs[_tg_i])))
+                finally:
+                    _tg_limit(0)
                 _tg_emit(_tg_i, _tg_encode(_tg_value))
             except BaseException as _tg_exc:
                 _tg_emit(_tg_i, _tg_error(_tg_exc))
@@ -143,9 +170,10 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _harness(source: str, inputs: list[Any], fn_name: str | None, todo: list[int], marker: str) -> str:
+def _harness(source: str, inputs: list[Any], fn_name: str | None, todo: list[int], marker: str,
+             per_test: float) -> str:
     return _HARNESS.format(src=json.dumps(source), inputs=json.dumps(inputs), fn_name=fn_name,
-                           todo=todo, marker=marker)
+                           todo=todo, marker=marker, per_test=float(per_test))
 
 
 def _collect(stdout: str, marker: str, results: dict[int, dict[str, Any]]) -> None:
@@ -176,15 +204,15 @@ def run_tests(source: str, inputs: list[Any], outputs: list[Any], fn_name: str |
     session = new_session()
     try:
         todo = list(range(len(inputs)))
-        batch_timeout = min(per_test_timeout * len(todo) + 2.0, budget)
-        _collect(session.run(_harness(source, inputs, fn_name, todo, marker), batch_timeout).stdout,
-                 marker, results)
+        batch_timeout = min(per_test_timeout * len(todo) + 5.0, budget)
+        batch = _harness(source, inputs, fn_name, todo, marker, per_test_timeout)
+        _collect(session.run(batch, batch_timeout).stdout, marker, results)
         for i in todo:
             remaining = deadline - time.monotonic()
             if i in results or remaining <= 0:
                 continue
-            res = session.run(_harness(source, inputs, fn_name, [i], marker),
-                              min(per_test_timeout, remaining))
+            res = session.run(_harness(source, inputs, fn_name, [i], marker, per_test_timeout),
+                              min(per_test_timeout + 2.0, remaining))
             _collect(res.stdout, marker, results)
             if i not in results:
                 results[i] = {"ok": False, "error": f"the program {_failure(res)} on this test"}

@@ -155,6 +155,11 @@ class CodeFamily:
         self.description = (f"Write Python code that passes hidden unit tests ({source}: {counts}); "
                             f"{self.reward} reward.")
 
+    def num_problems(self, split: str) -> int:
+        """How many distinct problems `split` has (indices beyond it cycle)."""
+        check_split(self.name, split, self.splits)
+        return len(self.by_split[split])
+
     def problem(self, split: str, index: int) -> Problem:
         check_split(self.name, split, self.splits)
         check_index(self.name, index)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from toolgym.envs.task import Problem, Score, SessionFactory
-from toolgym.tasks.common import DEFAULT_SPLITS, instance_rng
+from toolgym.tasks.common import DEFAULT_SPLITS, sample_instance
 
 MAX_ANSWER_CHARS = 500
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
@@ -138,8 +138,9 @@ class CountdownFamily:
                 return numbers, int(value), expr[1:-1]
 
     def problem(self, split: str, index: int) -> Problem:
-        rng = instance_rng(self.name, split, index, salt=f"n{self.n_numbers}", splits=self.splits)
-        numbers, target, solution = self._instance(rng)
+        numbers, target, solution = sample_instance(
+            self.name, split, index, self._instance, key=lambda inst: f"{sorted(inst[0])}->{inst[1]}",
+            salt=f"n{self.n_numbers}", splits=self.splits)
         listed = ", ".join(map(str, numbers))
         prompt = (f"Using the numbers {listed} (each at most once) and the operations + - * /, "
                   f"write an expression equal to {target}. Answer with the expression only.")

@@ -8,8 +8,9 @@ split of a row never depends on the order or size of the file. The file is finit
 of a split is row `index % n` of that split.
 
 Verifiers: "exact" (normalised text: delimiters, `\\boxed{}`, trailing full stop, whitespace and
-case), "numeric" (exact rationals with a relative tolerance of 1e-6; every reference answer must be
-a number, checked at load time), "math" (math-verify equivalence, time-bounded).
+case), "numeric" (exact rationals with a relative tolerance of 1e-6, none between two integers;
+every reference answer must be a number, checked at load time), "math" (math-verify equivalence,
+time-bounded).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from toolgym.envs.task import Problem, Score, SessionFactory
-from toolgym.tasks.common import DEFAULT_SPLITS, instance_rng
+from toolgym.tasks.common import DEFAULT_SPLITS, sample_instance
 from toolgym.tasks.verifiers import score_math
 
 # (prompt, exact answer, reference program printing the answer)
@@ -143,9 +143,12 @@ class MathFamily:
                             "checked for equivalence with math-verify.")
 
     def problem(self, split: str, index: int) -> Problem:
-        rng = instance_rng(self.name, split, index, salt=",".join(self.kinds), splits=self.splits)
-        kind = self.kinds[rng.randrange(len(self.kinds))]
-        prompt, value, code = KINDS[kind](rng)
+        def draw(rng: random.Random) -> tuple[str, Instance]:
+            kind = self.kinds[rng.randrange(len(self.kinds))]
+            return kind, KINDS[kind](rng)
+
+        kind, (prompt, value, code) = sample_instance(self.name, split, index, draw, key=lambda d: d[1][0],
+                                                      salt=",".join(self.kinds), splits=self.splits)
         return Problem(prompt=prompt, answer=latex(value), index=index, split=split, reference_code=code,
                        metadata={"kind": kind, "value": str(value)})
 

@@ -10,9 +10,11 @@ that the split of existing generators never changes when reasoning-gym adds new 
 source of truth (registration reads it without importing reasoning-gym); a test checks it against the
 rule and against the installed generators. Skipped generators are listed there with the reason.
 
-Split of instances: every family (train or held-out) has "train" and "heldout" instance splits whose
-seeds are disjoint (`toolgym.tasks.common.instance_seed`). Generation is lazy: instance (split, index)
-is item 0 of a size-1 dataset seeded with that seed, cached in memory.
+Split of instances: every family (train or held-out) has "train" and "heldout" instance splits.
+Instance (split, index) is item 0 of a size-1 dataset (generated lazily, cached in memory) whose
+seed comes from a range private to (split, index) (`instance_seed * 64 + draw`); the first draw whose
+question a stable hash assigns to `split` (half the questions each) is taken, so train and held-out
+questions are disjoint even for generators with few distinct questions.
 
 Scoring: `dataset.score_answer(answer, entry)`. Some scorers raise on unparsable text (e.g.
 prime_factorization calls `int()` on the answer); such an exception on a *model* answer is a 0 score
@@ -32,11 +34,12 @@ from importlib import resources
 from typing import Any
 
 from toolgym.envs.task import Problem, Score, SessionFactory
-from toolgym.tasks.common import DEFAULT_SPLITS, instance_seed
+from toolgym.tasks.common import DEFAULT_SPLITS, instance_seed, key_split
 
 SPLIT_FILE = "data/rg_split.json"
 SPLIT_SALT = "toolgym-rg-split-v0:"
 MAX_CACHED_INSTANCES = 8192
+SEED_STRIDE = 64  # draws per (split, index) before giving up on finding a question the split owns
 
 # Families with more than one valid answer where the entry has no answer but the metadata has one.
 _REFERENCE_KEYS = ("example_answer", "example_correct_answer")
@@ -127,14 +130,17 @@ class ReasoningGymFamily:
         self.description = f"reasoning-gym '{self.generator}': {doc[0] if doc else 'procedural task'}"
 
     def problem(self, split: str, index: int) -> Problem:
-        seed = instance_seed(self.name, split, index, self.splits)
-        entry = _entry(self.generator, self._config_key, seed)
-        return Problem(prompt=str(entry["question"]), answer=reference_answer(self.generator, entry),
-                       index=index, split=split, metadata={"generator": self.generator, "seed": seed})
+        base = instance_seed(self.name, split, index, self.splits) * SEED_STRIDE
+        for seed in range(base, base + SEED_STRIDE):
+            entry = _entry(self.generator, self._config_key, seed)
+            if key_split(self.name, str(entry["question"]), self.splits, heldout_share=2) == split:
+                return Problem(prompt=str(entry["question"]), answer=reference_answer(self.generator, entry),
+                               index=index, split=split, metadata={"generator": self.generator, "seed": seed})
+        raise RuntimeError(f"{self.name}: no {split!r} question in {SEED_STRIDE} draws; the generator's "
+                           f"config {self.config} gives too few distinct questions to split")
 
     def verify(self, problem: Problem, answer: str, new_session: SessionFactory) -> Score:
-        seed = instance_seed(self.name, problem.split, problem.index, self.splits)
-        entry = _entry(self.generator, self._config_key, seed)
+        entry = _entry(self.generator, self._config_key, int(problem.metadata["seed"]))
         try:
             value = _scorer(self.generator, self._config_key).score_answer(answer.strip(), entry=entry)
         except Exception as exc:  # reasoning-gym scorers raise on some malformed answers

@@ -118,14 +118,17 @@ def score_exact(answer: str, gold: str, case_sensitive: bool = False) -> Score:
 
 
 def score_numeric(answer: str, gold: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> Score:
-    """1.0 when the answer is a number within tolerance of `gold` (a number or a numeric string)."""
+    """1.0 when the answer is a number within tolerance of `gold` (a number or a numeric string).
+
+    Two integers must be equal: a relative tolerance would accept 1048577 for 1048576."""
     reference = parse_number(str(gold))
     if reference is None:
         raise ValueError(f"the reference answer {gold!r} is not a number; use the 'exact' or 'math' verifier")
     value = parse_number(answer)
     if value is None:
         return Score(0.0, f"expected a number, got {_shorten(answer)!r}")
-    if numbers_close(value, reference, rel_tol, abs_tol):
+    integers = value.denominator == 1 and reference.denominator == 1  # counts: no tolerance
+    if value == reference if integers else numbers_close(value, reference, rel_tol, abs_tol):
         return Score(1.0, "correct")
     return Score(0.0, f"wrong: {float(value):.6g} is not within tolerance of the reference")
 
