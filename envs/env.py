@@ -274,8 +274,9 @@ class ToolEnv(gym.Env[list[Message], str]):
         return {
             "task_id": self.task_id, "split": self.split, "index": episode.index,
             "turn": episode.turn, "action_kind": turn.kind, "well_formed": turn.well_formed,
-            "problem": turn.problem, "format_errors": episode.format_errors, "tool_calls": episode.tool_calls,
-            "tool_errors": episode.tool_errors, "timeouts": episode.timeouts, "answer": episode.answer,
+            "format_problem": turn.problem, "format_errors": episode.format_errors,
+            "tool_calls": episode.tool_calls, "tool_errors": episode.tool_errors,
+            "timeouts": episode.timeouts, "answer": episode.answer,
             "finish_reason": episode.finish_reason,  # type: ignore[typeddict-item]
             "success": episode.finish_reason == "answered" and episode.score >= 1.0,
             "score": episode.score, "reward_components": components, "error": episode.error,

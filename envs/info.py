@@ -39,7 +39,7 @@ class StepInfo(TypedDict):
     turn: int  # turns taken so far, this one included (1 after the first step)
     action_kind: ActionKind  # what this turn was: code to run, a final answer, or malformed
     well_formed: bool  # this turn followed the tool format
-    problem: str | None  # machine-readable reason when malformed, e.g. "unclosed_code" (see parsers.py)
+    format_problem: str | None  # why the turn was malformed, e.g. "unclosed_code" (parsers.PROBLEMS)
     format_errors: int  # malformed turns so far
     tool_calls: int  # code executions so far
     tool_errors: int  # executions that raised, timed out, ran out of memory or crashed

@@ -80,11 +80,11 @@ def register(id: str, entry_point: str | Callable[..., TaskFamily], *,
 
     Registering the same id again with the same arguments is a no-op; with different ones, an error.
     """
-    spec = TaskSpec(id=id, entry_point=entry_point, splits=_check_splits(id, splits),
-                    kwargs=dict(kwargs or {}), description=description, tool_format=tool_format,
-                    plugin=_current_plugin)
-    _check_spec(spec)
-    with _lock:
+    with _lock:  # held by a loading plugin: `_current_plugin` names the registering plugin
+        spec = TaskSpec(id=id, entry_point=entry_point, splits=_check_splits(id, splits),
+                        kwargs=dict(kwargs or {}), description=description, tool_format=tool_format,
+                        plugin=_current_plugin)
+        _check_spec(spec)
         old = _tasks.get(id)
         if old is not None:
             if dataclasses.replace(old, plugin=spec.plugin) == spec:
@@ -160,7 +160,8 @@ def load_plugins() -> None:
             try:
                 ep.load()()
             except Exception as exc:
-                if ep.value == BUILTIN_PLUGIN:
+                if ep.value == BUILTIN_PLUGIN:  # toolgym's own tasks: a bug to fix, not to skip
+                    _plugins_loaded = False  # the next lookup raises again instead of missing them
                     raise
                 warnings.warn(f"toolgym: the task plugin {ep.name!r} ({ep.value}) failed to load and was "
                               f"skipped: {type(exc).__name__}: {exc}. Fix or uninstall the package that "
@@ -198,7 +199,7 @@ def list_tasks(suite: str | None = None, split: str | None = None) -> list[str]:
         if split is not None:
             return suite_tasks(suite, split)
         spec = _suite(suite)
-        return list(dict.fromkeys(i for ids in spec.splits.values() for i in ids))
+        return list(dict.fromkeys(i for split_name in spec.splits for i in suite_tasks(suite, split_name)))
     return sorted(i for i, s in _tasks.items() if split is None or split in s.splits)
 
 

@@ -77,7 +77,7 @@ def test_malformed_turns_are_observed_and_cost_the_format_bonus(action: str) -> 
     assert len(obs) == 1 and obs[0]["role"] == "user" and len(obs[0]["content"]) < 400
     assert (reward, terminated, truncated) == (0.0, False, False)
     assert info["action_kind"] == "invalid" and not info["well_formed"] and info["format_errors"] == 1
-    assert info["problem"] == ("too_long" if len(action) > 100_000 else info["problem"])
+    assert info["format_problem"] == ("too_long" if len(action) > 100_000 else info["format_problem"])
     assert backend.sessions == []  # nothing ran
     _, reward, terminated, _, info = env.step(f"<answer>{env.problem.answer}</answer>")
     assert terminated and info["success"]

@@ -150,3 +150,16 @@ def test_a_broken_third_party_plugin_warns(monkeypatch: pytest.MonkeyPatch) -> N
         warnings.simplefilter("always")
         registry.load_plugins()
     assert any("task plugin 'broken'" in str(w.message) and "skipped" in str(w.message) for w in caught)
+
+
+def test_a_broken_builtin_plugin_raises_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """toolgym's own registrations failing is a bug: it raises (again on the next lookup), never skips."""
+    import importlib.metadata
+
+    builtin = importlib.metadata.EntryPoint("builtin", "no_such_builtin_module:register", "toolgym.tasks")
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [builtin])
+    monkeypatch.setattr(registry, "BUILTIN_PLUGIN", builtin.value)
+    for _ in range(2):
+        with pytest.raises(ModuleNotFoundError, match="no_such_builtin_module"):
+            registry.load_plugins()
