@@ -29,9 +29,10 @@ class SessionPool:
         self._to_close: list[Session] = []
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._closer: threading.Thread | None = None
         self._closed = False
         self.replaced = 0  # sessions found dead in the pool and replaced (crash, external kill)
-        self.errors: list[str] = []  # why the refill thread failed to start sessions, most recent last
+        self.errors: list[str] = []  # why the fill thread failed to start sessions, most recent last
 
     def start(self) -> None:
         """Start warming sessions now (otherwise the first `acquire()` starts it)."""
@@ -49,7 +50,7 @@ class SessionPool:
             while self._ready:
                 session = self._ready.popleft()
                 if _is_alive(session):
-                    self._cond.notify_all()  # the refill thread makes a replacement
+                    self._cond.notify_all()  # the fill thread makes a replacement
                     return session
                 self.replaced += 1
                 self._to_close.append(session)
@@ -88,13 +89,13 @@ class SessionPool:
             return list(executor.map(one, codes))
 
     def close(self) -> None:
-        """Stop the refill thread and close every idle session (and the backend if owned)."""
+        """Stop the background threads and close every idle session (and the backend if owned)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            worker = self._worker
-        if worker is not None:
-            worker.join()
+            threads = [t for t in (self._worker, self._closer) if t is not None]
+        for thread in threads:
+            thread.join()
         with self._cond:
             leftovers = list(self._ready) + self._to_close
             self._ready.clear()
@@ -112,21 +113,34 @@ class SessionPool:
 
     def _ensure_worker(self) -> None:
         if self._worker is None:
-            self._worker = threading.Thread(target=self._refill, name="toolgym-session-pool", daemon=True)
+            # two threads: closing a session waits for its processes to exit, and must not delay
+            # the creation of replacements
+            self._worker = threading.Thread(target=self._fill, name="toolgym-pool-fill", daemon=True)
+            self._closer = threading.Thread(
+                target=self._close_released, name="toolgym-pool-close", daemon=True
+            )
             self._worker.start()
+            self._closer.start()
 
-    def _refill(self) -> None:
+    def _fill(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._to_close and len(self._ready) >= self.size:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            self._add_one()
+
+    def _close_released(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._to_close:
                     self._cond.wait()
                 if self._closed:
                     return
                 to_close, self._to_close = self._to_close, []
             for session in to_close:
                 session.close()
-            if len(self._ready) < self.size:
-                self._add_one()
 
     def _add_one(self) -> None:
         try:
