@@ -45,7 +45,7 @@ class Episode:
     tool_errors: int = 0  # tool calls whose code raised, timed out or crashed
     finish_reason: str = "error"  # see FINISH_REASONS ("length": the model's context filled up)
     truncated: bool = False  # ended by a limit (turns, tool calls, time, context), not by an answer
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: "generate", "env", "total"
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: generate_s, env_s, total_s, ...
     error: str | None = None  # the failure's text when finish_reason == "error"
     sample: int = 0  # which of the group's G samples this is
     messages: list[dict[str, str]] | None = None  # the chat, kept for text-level engines and demos

@@ -110,7 +110,8 @@ class HFEngine:
             ids[row, width - len(p):] = torch.tensor(p, device=dev)  # left padding
             mask[row, width - len(p):] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, L]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)  # only the last position: no [B, L, V] logits
         cache, logits = out.past_key_values, out.logits[:, -1, :].float()  # logits [B, V]
         budget = [min(params.max_tokens, self.max_context - len(p)) for p in prompts]
         stop_ids = set(self.stop_token_ids) | set(params.stop_token_ids)

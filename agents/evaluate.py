@@ -1,0 +1,168 @@
+"""Held-out evaluation: unbiased pass@k per task and overall, with the episode statistics around it.
+
+Why the combinatorial estimator: with n samples per problem of which c are correct, the naive
+"any of the first k correct" is a high-variance estimate that depends on sample order. The unbiased
+estimator (Chen et al. 2021, Codex) averages over all k-subsets of the n samples:
+
+    pass@k = 1 - C(n - c, k) / C(n, k)    computed as 1 - prod_{i=n-c+1..n} (1 - k / i)
+
+averaged over problems. Overall figures are micro-averages over all problems of all tasks (each
+problem counts once); per-task figures average that task's problems. "Correct" is the verifier's
+perfect score (`Episode.success`), never the shaped reward.
+
+`evaluate` takes a policy directly (an Engine + tokenizer, a chat engine, or an Agent), so the
+trainer's periodic held-out evaluation and `toolgym eval` run the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from toolgym.agents.engine import SamplingParams
+from toolgym.agents.episode import Episode
+from toolgym.agents.rollout import RolloutRunner
+from toolgym.envs import registry
+from toolgym.envs.types import TaskRequest
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with `c` correct out of `n` samples (requires k <= n)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    prob_all_fail = 1.0
+    for i in range(n - c + 1, n + 1):
+        prob_all_fail *= 1.0 - k / i
+    return 1.0 - prob_all_fail
+
+
+def resolve_tasks(tasks: str | Sequence[str], split: str) -> list[str]:
+    """A suite name, one task id, or a list of task ids -> task ids (errors name the known ones)."""
+    if isinstance(tasks, str):
+        if tasks in registry.list_suites():
+            return list(registry.suite_tasks(tasks, split))
+        return [registry.task_spec(tasks).id]
+    return [registry.task_spec(t).id for t in tasks]
+
+
+def summarize(episodes: Iterable[Episode], ks: Sequence[int] = (1,)) -> dict[str, Any]:
+    """pass@k and episode statistics of a set of episodes (grouped into problems by task/split/index)."""
+    episodes = list(episodes)
+    problems: dict[tuple[str, str, int], list[Episode]] = defaultdict(list)
+    for ep in episodes:
+        problems[(ep.task_id, ep.split, ep.index)].append(ep)
+    out: dict[str, Any] = {"problems": len(problems), "episodes": len(episodes)}
+    for k in ks:
+        scores = [pass_at_k(len(g), sum(e.success for e in g), k) for g in problems.values() if len(g) >= k]
+        out[f"pass@{k}"] = sum(scores) / len(scores) if scores else None
+    count = max(1, len(episodes))
+    calls = sum(e.tool_calls for e in episodes)
+    out.update({
+        "success_rate": sum(e.success for e in episodes) / count,
+        "mean_reward": sum(e.reward for e in episodes) / count,
+        "mean_score": sum(e.score for e in episodes) / count,
+        "avg_turns": sum(e.turns for e in episodes) / count,
+        "avg_tool_calls": calls / count,
+        "tool_error_rate": sum(e.tool_errors for e in episodes) / calls if calls else 0.0,
+        "finish_reasons": dict(Counter(e.finish_reason for e in episodes)),
+    })
+    return out
+
+
+def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "quickstart", *,
+             split: str = "heldout", n: int = 8, ks: Sequence[int] = (1, 4, 8), num_problems: int = 20,
+             sampling: SamplingParams | None = None, env_kwargs: dict[str, Any] | None = None,
+             sandbox: Any = None, progress: bool = True, max_inflight: int = 256,
+             keep_episodes: bool = False) -> dict[str, Any]:
+    """Roll out `n` samples of the first `num_problems` instances of each task's `split`; return
+    {"config", "overall", "per_task"} (and "episodes" when `keep_episodes`)."""
+    task_ids = resolve_tasks(tasks, split)
+    ks = sorted({k for k in ks if 1 <= k <= n}) or [1]
+    requests = [TaskRequest(t, i, split) for t in task_ids for i in range(_count(t, split, num_problems))]
+    bar = _progress(len(requests) * n, progress)
+    runner = RolloutRunner(policy, tokenizer, group_size=n, sampling=sampling, env_kwargs=env_kwargs,
+                           sandbox=sandbox, max_inflight=max_inflight, on_episode=bar.update_episode)
+    try:
+        episodes = runner.run(requests)
+    finally:
+        runner.close()
+        bar.close()
+    by_task: dict[str, list[Episode]] = defaultdict(list)
+    for ep in episodes:
+        by_task[ep.task_id].append(ep)
+    result: dict[str, Any] = {
+        "config": {"tasks": task_ids, "split": split, "n": n, "ks": ks, "num_problems": num_problems,
+                   "sampling": asdict(sampling or SamplingParams())},
+        "overall": summarize(episodes, ks),
+        "per_task": {t: summarize(by_task[t], ks) for t in task_ids},
+    }
+    if keep_episodes:
+        result["episodes"] = episodes
+    return result
+
+
+def _count(task_id: str, split: str, wanted: int) -> int:
+    family = registry.make_family(task_id)
+    sized = getattr(family, "num_problems", None)
+    available = sized(split) if callable(sized) else None
+    return min(wanted, int(available)) if available else wanted
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The results as a markdown table: one row per task, then the overall row."""
+    ks = result["config"]["ks"]
+    head = ["task", "problems", *[f"pass@{k}" for k in ks], "mean reward", "avg turns", "avg tool calls",
+            "tool error rate", "finish reasons"]
+    rows = [*result["per_task"].items(), ("**overall**", result["overall"])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in rows:
+        cells = [name, str(s["problems"]), *[_fmt(s[f"pass@{k}"]) for k in ks], _fmt(s["mean_reward"]),
+                 _fmt(s["avg_turns"], 2), _fmt(s["avg_tool_calls"], 2), _fmt(s["tool_error_rate"]),
+                 ", ".join(f"{r}: {c}" for r, c in sorted(s["finish_reasons"].items()))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `results.json` and `results.md` into `out_dir`; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    serialisable = {k: v for k, v in result.items() if k != "episodes"}
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(serialisable, indent=2) + "\n")
+    md_path.write_text(markdown_table(result))
+    return json_path, md_path
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class _Bar:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="eval", unit="ep")
+        self.solved = 0
+
+    def update_episode(self, ep: Episode) -> None:
+        if self.bar is not None:
+            self.solved += int(ep.success)
+            self.bar.update(1)
+            self.bar.set_postfix(solved=self.solved)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress(total: int, enabled: bool) -> _Bar:
+    return _Bar(total, enabled)
