@@ -68,7 +68,7 @@ def resolve_isolation(isolation: str) -> str:
 def bwrap_command(root: str) -> list[str]:
     """bubblewrap arguments: read-only host FS, no network, writable session root, HOME hidden."""
     cmd = [
-        "bwrap",
+        shutil.which("bwrap") or "bwrap",
         "--die-with-parent",
         "--unshare-user",
         "--unshare-ipc",
