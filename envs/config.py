@@ -29,7 +29,7 @@ class EnvConfig:
     max_turns: int = 10  # assistant turns before truncation ("max_turns")
     max_tool_calls: int = 8  # code executions allowed; one more request truncates ("max_tool_calls")
     call_timeout: float = 10.0  # seconds per code execution
-    episode_time: float | None = 600.0  # wall-clock seconds per episode ("time"); None: unlimited
+    episode_time: float | None = 600.0  # wall seconds from reset, generation included ("time"); None: off
     max_output_chars: int = 4000  # tool output longer than this is cut in the middle
     max_action_chars: int = 100_000  # a longer assistant turn is refused as malformed ("too_long")
     traceback_lines: int = 8  # an error shows at most this many last lines of its traceback

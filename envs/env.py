@@ -10,6 +10,9 @@ Built by composition, not a class tree: a task family (problems + verifier), a t
                  -> [user] truncated         a limit was reached: max_turns, max_tool_calls, time
                                              (or the sandbox failed: finish_reason "error")
 
+A code request beyond max_tool_calls, or on the last allowed turn, is not run; a turn arriving after
+the episode's time budget is not processed at all (not even an answer).
+
 The reward is paid on the last step (see config.py); `info` keys are documented in info.py.
 `reset(options=...)` accepts "index" (the instance; default drawn from `self.np_random`),
 "session" (run the episode in this session, e.g. a `fork()` of a warmed-up one -- the environment
@@ -105,7 +108,12 @@ class ToolEnv(gym.Env[list[Message], str]):
         if options.get("session") is not None:
             episode.session, episode.release = options["session"], options["session"].close
         if problem.setup_code and options.get("run_setup", True):
-            self._run_setup(episode)
+            try:
+                self._run_setup(episode)
+            except BaseException:
+                self._end_episode()
+                self._episode = None
+                raise
         messages = [{"role": "system", "content": self._instructions},
                     {"role": "user", "content": problem.prompt}]
         episode.transcript.extend(messages)

@@ -249,3 +249,13 @@ def test_config_replace_rejects_unknown_fields() -> None:
 def test_unknown_split_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown split 'test'.*'train', 'heldout'"):
         ToolEnv(ToyAdd(), split="test")
+
+
+def test_a_failed_setup_leaves_no_half_started_episode() -> None:
+    env, _ = make_env(setup=True)
+    failing = InProcessSession(script=[ExecResult(error_type="NameError")])
+    with pytest.raises(RuntimeError):
+        env.reset(options={"index": 0, "session": failing})
+    assert failing.closed and env.problem is None
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("<answer>1</answer>")
