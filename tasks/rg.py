@@ -11,10 +11,17 @@ source of truth (registration reads it without importing reasoning-gym); a test 
 rule and against the installed generators. Skipped generators are listed there with the reason.
 
 Split of instances: every family (train or held-out) has "train" and "heldout" instance splits.
-Instance (split, index) is item 0 of a size-1 dataset (generated lazily, cached in memory) whose
-seed comes from a range private to (split, index) (`instance_seed * 64 + draw`); the first draw whose
-question a stable hash assigns to `split` (half the questions each) is taken, so train and held-out
-questions are disjoint even for generators with few distinct questions.
+Instances come in chunks of 16 consecutive indices of a split; a chunk draws from datasets of 64
+items (4 candidate items per instance) whose seeds are private to (split, chunk):
+`64 * ((chunk * n_splits + split_position) * 16 + round) mod (2**32 - 64)`, rounds 0..15. Most
+generators seed item i with `seed + i`, so seeds 64 apart give every item its own seed (up to
+index ~33M, where the modulus wraps; numpy needs seed + i < 2**32; a collision there is harmless,
+see next). The first
+candidate whose question a stable hash assigns to `split` (half the questions each) is the
+instance, so train and held-out questions are disjoint sets even for generators with few distinct
+questions. Items are built lazily and cached; sharing one dataset between 16 instances amortises
+the generators whose constructor loads a data file (arc_agi, codeio, figlet_font, group_anagrams:
+0.2-0.7 s each), and at most 2 datasets per generator stay in memory (arc_agi's holds 16 MB).
 
 Scoring: `dataset.score_answer(answer, entry)`. Some scorers raise on unparsable text (e.g.
 prime_factorization calls `int()` on the answer); such an exception on a *model* answer is a 0 score
@@ -29,6 +36,8 @@ import functools
 import hashlib
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -39,7 +48,12 @@ from toolgym.tasks.common import DEFAULT_SPLITS, instance_seed, key_split
 SPLIT_FILE = "data/rg_split.json"
 SPLIT_SALT = "toolgym-rg-split-v0:"
 MAX_CACHED_INSTANCES = 8192
-SEED_STRIDE = 64  # draws per (split, index) before giving up on finding a question the split owns
+INSTANCES_PER_CHUNK = 16
+CANDIDATES = 4  # items per instance and round
+ROUNDS = 16  # 64 candidates per (split, index) before giving up on a question the split owns
+DATASETS_PER_GENERATOR = 2
+DATASET_SIZE = INSTANCES_PER_CHUNK * CANDIDATES
+SEED_MODULUS = 2**32 - DATASET_SIZE  # generators seed numpy with seed + item index (32 bits)
 
 # Families with more than one valid answer where the entry has no answer but the metadata has one.
 _REFERENCE_KEYS = ("example_answer", "example_correct_answer")
@@ -76,12 +90,31 @@ def _scorer(generator: str, config_key: str) -> Any:
     return reasoning_gym.create_dataset(generator, seed=0, size=1, **json.loads(config_key))
 
 
-@functools.lru_cache(maxsize=MAX_CACHED_INSTANCES)
-def _entry(generator: str, config_key: str, seed: int) -> dict[str, Any]:
-    """Item 0 of a size-1 dataset with `seed` (callers must not mutate it)."""
+_datasets: dict[tuple[str, str], OrderedDict[int, Any]] = {}
+_datasets_lock = threading.Lock()
+
+
+def _dataset(generator: str, config_key: str, seed: int) -> Any:
+    """The dataset of one (chunk, round); the last DATASETS_PER_GENERATOR per generator are kept."""
     import reasoning_gym
 
-    return reasoning_gym.create_dataset(generator, seed=seed, size=1, **json.loads(config_key))[0]
+    with _datasets_lock:
+        kept = _datasets.setdefault((generator, config_key), OrderedDict())
+        if seed in kept:
+            kept.move_to_end(seed)
+            return kept[seed]
+    dataset = reasoning_gym.create_dataset(generator, seed=seed, size=DATASET_SIZE, **json.loads(config_key))
+    with _datasets_lock:
+        kept[seed] = dataset
+        while len(kept) > DATASETS_PER_GENERATOR:
+            kept.popitem(last=False)
+    return dataset
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_INSTANCES)
+def _entry(generator: str, config_key: str, seed: int, position: int) -> dict[str, Any]:
+    """Item `position` of the dataset with `seed` (callers must not mutate it)."""
+    return _dataset(generator, config_key, seed)[position]
 
 
 def reference_answer(generator: str, entry: dict[str, Any]) -> str | None:
@@ -130,17 +163,23 @@ class ReasoningGymFamily:
         self.description = f"reasoning-gym '{self.generator}': {doc[0] if doc else 'procedural task'}"
 
     def problem(self, split: str, index: int) -> Problem:
-        base = instance_seed(self.name, split, index, self.splits) * SEED_STRIDE
-        for seed in range(base, base + SEED_STRIDE):
-            entry = _entry(self.generator, self._config_key, seed)
-            if key_split(self.name, str(entry["question"]), self.splits, heldout_share=2) == split:
-                return Problem(prompt=str(entry["question"]), answer=reference_answer(self.generator, entry),
-                               index=index, split=split, metadata={"generator": self.generator, "seed": seed})
-        raise RuntimeError(f"{self.name}: no {split!r} question in {SEED_STRIDE} draws; the generator's "
+        chunk, slot = divmod(index, INSTANCES_PER_CHUNK)
+        base = instance_seed(self.name, split, chunk, self.splits) * ROUNDS
+        for round_ in range(ROUNDS):
+            seed = (base + round_) * DATASET_SIZE % SEED_MODULUS
+            for position in range(slot * CANDIDATES, (slot + 1) * CANDIDATES):
+                entry = _entry(self.generator, self._config_key, seed, position)
+                if key_split(self.name, str(entry["question"]), self.splits, heldout_share=2) == split:
+                    metadata = {"generator": self.generator, "seed": seed, "position": position}
+                    return Problem(prompt=str(entry["question"]), index=index, split=split, metadata=metadata,
+                                   answer=reference_answer(self.generator, entry))
+        draws = ROUNDS * CANDIDATES
+        raise RuntimeError(f"{self.name}: no {split!r} question in {draws} draws; the generator's "
                            f"config {self.config} gives too few distinct questions to split")
 
     def verify(self, problem: Problem, answer: str, new_session: SessionFactory) -> Score:
-        entry = _entry(self.generator, self._config_key, int(problem.metadata["seed"]))
+        meta = problem.metadata
+        entry = _entry(self.generator, self._config_key, int(meta["seed"]), int(meta["position"]))
         try:
             value = _scorer(self.generator, self._config_key).score_answer(answer.strip(), entry=entry)
         except Exception as exc:  # reasoning-gym scorers raise on some malformed answers
