@@ -17,13 +17,20 @@ from toolgym.envs.sandbox import SessionPool, make_sandbox
 LIMITS = {"timeout": 10.0, "memory_bytes": 768 << 20, "max_processes": 32, "max_output_bytes": 4096}
 
 
-@pytest.fixture(scope="module")
-def backend():
+@pytest.fixture(scope="module", params=["auto", "none"])
+def backend(request):
     os.environ["TOOLGYM_TEST_SECRET"] = "hunter2-parent-secret"
-    backend = make_sandbox("local", limits=LIMITS)
+    backend = make_sandbox("local", isolation=request.param, limits=LIMITS)
     yield backend
     backend.close()
     os.environ.pop("TOOLGYM_TEST_SECRET", None)
+
+
+@pytest.fixture(autouse=True)
+def _bwrap_tests_need_bwrap_isolation(request):
+    needs_bwrap = request.node.get_closest_marker("bwrap") and "backend" in request.fixturenames
+    if needs_bwrap and request.getfixturevalue("backend").isolation != "bwrap":
+        pytest.skip("this property holds only with isolation='bwrap'")
 
 
 @pytest.fixture
@@ -270,7 +277,7 @@ def test_threads_and_child_processes_are_gone_after_close(backend):
         "threading.active_count()"
     )
     assert result.stdout == "2\n"
-    assert _processes_with_cmdline(f"{marker}1".encode())
+    assert _wait_until(lambda: _processes_with_cmdline(f"{marker}1".encode()))  # exec may still be finishing
     session.close()
     assert _wait_until(lambda: not _processes_with_cmdline(f"{marker}1".encode()))
 
@@ -280,7 +287,7 @@ def test_escaped_daemons_are_gone_after_close(backend):
     session = backend.new_session()
     marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}7"
     session.run(f"import subprocess; subprocess.Popen(['sleep', '{marker}'], start_new_session=True)")
-    assert _processes_with_cmdline(marker.encode())
+    assert _wait_until(lambda: _processes_with_cmdline(marker.encode()))
     session.close()
     assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()))
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from toolgym.envs.sandbox import SandboxLimits, SessionPool, make_sandbox
 
 
-@pytest.fixture(scope="module")
-def backend():
-    backend = make_sandbox("local", limits={"timeout": 10.0})
+@pytest.fixture(scope="module", params=["auto", "none"])
+def backend(request):
+    backend = make_sandbox("local", isolation=request.param, limits={"timeout": 10.0})
     yield backend
     backend.close()
 
@@ -184,3 +185,20 @@ def test_construction_starts_nothing():
     backend = make_sandbox("local")
     assert backend._zygote is None  # no processes until the first session
     backend.close()
+
+
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_backend_outlives_the_thread_that_started_it(isolation):
+    # the zygote must not be tied to the (possibly short-lived) thread that happened to start it
+    backend = make_sandbox("local", isolation=isolation)
+    sessions = []
+    thread = threading.Thread(target=lambda: sessions.append(backend.new_session()))
+    thread.start()
+    thread.join()
+    time.sleep(0.2)
+    try:
+        assert sessions[0].run("1 + 1").stdout == "2\n"
+        with backend.new_session() as other:
+            assert other.run("'ok'").stdout == "'ok'\n"
+    finally:
+        backend.close()

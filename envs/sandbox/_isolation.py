@@ -34,7 +34,6 @@ def bwrap_problem() -> str | None:
         "--unshare-user",
         "--unshare-net",
         "--unshare-ipc",
-        "--die-with-parent",
         sys.executable,
         "-E",
         "-s",
@@ -69,7 +68,6 @@ def bwrap_command(root: str) -> list[str]:
     """bubblewrap arguments: read-only host FS, no network, writable session root, HOME hidden."""
     cmd = [
         shutil.which("bwrap") or "bwrap",
-        "--die-with-parent",
         "--unshare-user",
         "--unshare-ipc",
         "--unshare-net",

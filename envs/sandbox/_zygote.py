@@ -196,7 +196,9 @@ def main() -> None:
     sys.path.remove(os.path.dirname(os.path.abspath(__file__)))  # user code must not import our files
     control = socket.socket(fileno=config["fd"])
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _die_with_parent()
+    if config["ns"]:
+        _die_with_parent()  # our parent is bwrap; with isolation "none" it is a host *thread*, which
+        # may exit long before the host does: then we rely on EOF on the control socket instead
     failed = _preload(config["preload"])
     gc.collect()
     gc.freeze()

@@ -194,7 +194,7 @@ class LocalBackend:
         self.preload_failures = dict(ready.get("failed", {}))
         self.zygote_pid = int(ready["pid"])  # host PID (bwrap does not unshare the PID namespace)
         self._zygote, self._control, self._log = proc, host, log
-        self._finalizer = weakref.finalize(self, _cleanup, proc, self._root)
+        self._finalizer = weakref.finalize(self, _cleanup, proc, self._root, self._cgroup)
 
     def _scrubbed_env(self) -> dict[str, str]:
         bin_dir = os.path.dirname(self._python)
@@ -346,8 +346,11 @@ def _exited(pidfd: int, timeout: float = 0.0) -> bool:
     return bool(readable)
 
 
-def _cleanup(proc: subprocess.Popen, root: str) -> None:
+def _cleanup(proc: subprocess.Popen, root: str, cgroup: PidsCgroup | None) -> None:
+    """At garbage collection or interpreter exit, for a backend that was never closed."""
     if proc.poll() is None:
         proc.kill()
         proc.wait()
     shutil.rmtree(root, ignore_errors=True)
+    if cgroup is not None:
+        cgroup.close()
