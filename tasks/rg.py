@@ -92,6 +92,7 @@ def _scorer(generator: str, config_key: str) -> Any:
 
 _datasets: dict[tuple[str, str], OrderedDict[int, Any]] = {}
 _datasets_lock = threading.Lock()
+_generate_lock = threading.Lock()
 
 
 def _dataset(generator: str, config_key: str, seed: int) -> Any:
@@ -113,8 +114,12 @@ def _dataset(generator: str, config_key: str, seed: int) -> Any:
 
 @functools.lru_cache(maxsize=MAX_CACHED_INSTANCES)
 def _entry(generator: str, config_key: str, seed: int, position: int) -> dict[str, Any]:
-    """Item `position` of the dataset with `seed` (callers must not mutate it)."""
-    return _dataset(generator, config_key, seed)[position]
+    """Item `position` of the dataset with `seed` (callers must not mutate it).
+
+    Serialised: some generators seed numpy's global RNG (`np.random.seed`) per item, so two threads
+    generating at once could interleave draws and break determinism."""
+    with _generate_lock:
+        return _dataset(generator, config_key, seed)[position]
 
 
 def reference_answer(generator: str, entry: dict[str, Any]) -> str | None:
