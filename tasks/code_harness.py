@@ -204,7 +204,7 @@ def run_tests(source: str, inputs: list[Any], outputs: list[Any], fn_name: str |
     session = new_session()
     try:
         todo = list(range(len(inputs)))
-        batch_timeout = min(per_test_timeout * len(todo) + 5.0, budget)
+        batch_timeout = min(per_test_timeout * len(todo) + 2.0, budget)
         batch = _harness(source, inputs, fn_name, todo, marker, per_test_timeout)
         _collect(session.run(batch, batch_timeout).stdout, marker, results)
         for i in todo:
@@ -212,7 +212,7 @@ def run_tests(source: str, inputs: list[Any], outputs: list[Any], fn_name: str |
             if i in results or remaining <= 0:
                 continue
             res = session.run(_harness(source, inputs, fn_name, [i], marker, per_test_timeout),
-                              min(per_test_timeout + 2.0, remaining))
+                              min(per_test_timeout + 1.0, remaining))
             _collect(res.stdout, marker, results)
             if i not in results:
                 results[i] = {"ok": False, "error": f"the program {_failure(res)} on this test"}
