@@ -15,7 +15,8 @@ import torch
 import torch.multiprocessing as mp
 from toolgym.trainers.batching import Sample, micro_batches, pack
 from toolgym.trainers.config import OptimizerConfig
-from toolgym.trainers.learner import Learner, Normaliser, lr_lambda, nll_loss
+from toolgym.trainers.learner import Learner, lr_lambda, nll_loss
+from toolgym.trainers.losses import LossNormalisers
 
 
 def _tiny_model(seed: int = 0):
@@ -42,11 +43,11 @@ def _samples(n: int = 8, seed: int = 1) -> list[Sample]:
     return out
 
 
-def _ratio_loss(mb, logp, entropy, norm: Normaliser):
+def _ratio_loss(mb, logp, entropy, norm: LossNormalisers):
     """A PPO-like per-token loss (the learner is loss-agnostic; registry losses are tested elsewhere)."""
     ratio = torch.exp(logp - mb.old_logp)
     per_token = -mb.advantages * torch.clamp(ratio, 0.0, 5.0)
-    loss = (per_token * mb.mask).sum() / norm.tokens
+    loss = (per_token * mb.mask).sum() / norm.num_tokens
     return loss, {"loss/policy": float(loss.detach())}
 
 

@@ -9,11 +9,12 @@ and only here (never `cfg.get("x", 3.0)` in the code that uses them).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from toolgym.trainers.configio import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from toolgym.trainers.configio import ConfigError, apply_overrides, from_dict, to_dict
 from toolgym.trainers.loss_config import LossConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
@@ -124,12 +125,14 @@ class AlgoConfig:
 
 @dataclass
 class CurriculumConfig:
-    """The task scheduler (toolgym.curriculum.make_scheduler) and the units it orders."""
+    """The task scheduler: `toolgym.curriculum.make_scheduler(scheduler, train task ids, **options)`.
+
+    `options` are the scheduler's own keys (e.g. potential: stages, steps_per_stage, unit,
+    instances_per_family); an unknown key is an error listing the allowed ones.
+    """
 
     scheduler: str = "potential"
-    units: Literal["task", "instance"] = "task"
-    train_instances: int = 1000  # instance indices drawn per task id (units="instance": the pool)
-    options: dict[str, Any] = field(default_factory=dict)  # scheduler-specific settings
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,34 +212,19 @@ class TrainConfig:
         return dataclasses.replace(self, **sections)
 
 
-def list_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+def load_config(recipe: str | None = None, overrides: Sequence[str] = (), *,
+                tiny: bool = False) -> TrainConfig:
+    """A validated TrainConfig: a recipe (shipped name or YAML path, see `toolgym.trainers.recipes`;
+    None = the defaults above), its `--tiny` variant when asked, then `key.sub=value` overrides."""
+    if recipe is not None:
+        from toolgym.trainers.recipes import load_recipe  # recipes.py builds on this module
 
-
-def recipe_path(recipe: str) -> Path:
-    """A shipped recipe name ("quickstart") or a path to a YAML file."""
-    path = Path(recipe)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise ConfigError(f"recipe file {recipe!r} does not exist")
-        return path
-    shipped = RECIPES_DIR / f"{recipe}.yaml"
-    if not shipped.exists():
-        raise ConfigError(f"unknown recipe {recipe!r}; shipped recipes: {', '.join(list_recipes())} "
-                          "(or give a path to a .yaml file)")
-    return shipped
-
-
-def load_config(recipe: str | None = "quickstart", overrides: list[str] | tuple[str, ...] = (),
-                data: dict[str, Any] | None = None) -> TrainConfig:
-    """Build a validated TrainConfig from a recipe (name or path) or a dict, then `a.b=value` overrides."""
-    raw = dict(data) if data is not None else (load_yaml(str(recipe_path(recipe))) if recipe else {})
-    raw = apply_overrides(raw, overrides)
-    return from_dict(TrainConfig, raw)
+        return load_recipe(recipe, tiny=tiny, overrides=overrides)
+    return from_dict(TrainConfig, apply_overrides({}, list(overrides)))
 
 
 __all__ = [
     "AlgoConfig", "CheckpointConfig", "ConfigError", "CurriculumConfig", "EngineConfig", "EvalConfig",
     "ModelConfig", "OptimizerConfig", "RolloutConfig", "RunConfig", "SFTConfig", "SamplingConfig",
-    "TrainConfig", "list_recipes", "load_config", "recipe_path",
+    "TrainConfig", "load_config",
 ]

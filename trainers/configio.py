@@ -52,9 +52,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} is not a {_type_name(hint)}")
     if origin is typing.Literal:
-        if value not in args:
+        if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args):
             allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {allowed}")
+            hint = " (YAML reads unquoted off/no/on/yes as booleans: quote the word)" if isinstance(
+                value, bool) else ""
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {allowed}{hint}")
         return value
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
@@ -124,8 +126,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise ConfigError(f"override {text!r} has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    word = raw.strip()
+    if word.lower() in _YAML11_BOOL_WORDS:  # keep `run.ray=off` a string; true/false stay booleans
+        return path, word
+    value = yaml.safe_load(raw) if word else ""
     return path, value
+
+
+_YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
 
 
 def _looks_like_float(text: str) -> bool:

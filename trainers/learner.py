@@ -22,26 +22,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from toolgym.trainers.batching import MicroBatch, Sample, micro_batches, shard, split_mini_batches
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.distributed import DistInfo, all_reduce, unwrap, wrap_model
+from toolgym.trainers.loss_config import LossConfig
+from toolgym.trainers.losses import LossNormalisers
 
-
-@dataclass(frozen=True)
-class Normaliser:
-    """Global counts of the current mini-batch (summed over micro-batches and ranks)."""
-
-    tokens: float  # sum of loss weights
-    sequences: float  # rows with at least one weighted token
-    max_len: int  # longest row (targets), for seq-mean-token-sum-norm style constants
-
-
-# loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, normaliser) -> (loss, metric sums)
-# metric values are contributions summed over micro-batches and ranks (already divided by N).
-LossFn = Callable[[MicroBatch, torch.Tensor, "torch.Tensor | None", Normaliser],
+# loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts) -> (loss, metric shares)
+# Each metric value is this micro-batch's share: summed over micro-batches and ranks (see LossOutput).
+LossFn = Callable[[MicroBatch, torch.Tensor, "torch.Tensor | None", LossNormalisers],
                   tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -135,12 +126,13 @@ class Learner:
         out["learner/lr"] = float(self.scheduler.get_last_lr()[0])
         return out
 
-    def _normaliser(self, local: Sequence[Sample]) -> Normaliser:
+    def _normaliser(self, local: Sequence[Sample]) -> LossNormalisers:
+        """The mini-batch's global counts: this rank's samples, summed over ranks."""
         tokens = sum(sum(s.mask) for s in local)
         seqs = sum(1 for s in local if any(m != 0 for m in s.mask))
-        longest = max((len(s.mask) for s in local), default=0)
-        return Normaliser(tokens=all_reduce(tokens, self.dist), sequences=all_reduce(seqs, self.dist),
-                          max_len=int(all_reduce(longest, self.dist, "max")))
+        positive = sum(sum(s.mask) for s in local if s.positive)
+        return LossNormalisers(all_reduce(tokens, self.dist), all_reduce(seqs, self.dist),
+                               all_reduce(positive, self.dist))
 
     def _step(self, local: Sequence[Sample]) -> dict[str, float]:
         """One optimizer step on this rank's share of a mini-batch."""
@@ -161,15 +153,16 @@ class Learner:
                 metrics[name] = metrics.get(name, 0.0) + float(v)
         return self._apply(finite, metrics)
 
-    def _micro_loss(self, mb: MicroBatch | None, norm: Normaliser) -> tuple[torch.Tensor, dict[str, float]]:
-        if mb is None or norm.tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
+    def _micro_loss(self, mb: MicroBatch | None,
+                    norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+        if mb is None or norm.num_tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
         mb = mb.to(self.device)
         logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy)
         loss, parts = self.loss_fn(mb, logp, ent, norm)
-        if ent is not None and "actor/entropy" not in parts:
-            parts = {**parts, "actor/entropy": float((ent.detach() * mb.mask).sum() / norm.tokens)}
+        if ent is not None:
+            parts = {**parts, "actor/entropy": float((ent.detach() * mb.mask).sum() / norm.num_tokens)}
         return loss * self.dist.world_size, parts
 
     def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:
@@ -203,7 +196,28 @@ class Learner:
 
 
 def nll_loss(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None,
-             norm: Normaliser) -> tuple[torch.Tensor, dict[str, float]]:
-    """Supervised token-mean NLL over the loss mask (warm start); `loss/nll` is the mini-batch mean."""
-    loss = -(logp * mb.mask).sum() / norm.tokens
+             norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+    """Supervised token-mean NLL over the loss mask (warm start); `loss/nll` sums to the mini-batch mean."""
+    loss = -(logp * mb.mask).sum() / norm.num_tokens
     return loss, {"loss/nll": float(loss.detach())}
+
+
+def policy_loss_fn(cfg: LossConfig, entropy_coef: Callable[[], float | None] = lambda: None) -> LossFn:
+    """The registry loss (`compute_policy_loss`) as a learner LossFn; `entropy_coef()` gives this
+    step's adaptive coefficient (None = the config's fixed one)."""
+    from toolgym.trainers.losses import LossInputs
+    from toolgym.trainers.policy_loss import compute_policy_loss
+
+    def loss_fn(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None,
+                norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs = LossInputs(logp=logp, old_logp=mb.old_logp, advantages=mb.advantages, mask=mb.mask,
+                            entropy=entropy, positive=mb.positive, norm=norm, entropy_coef=entropy_coef())
+        out = compute_policy_loss(inputs, cfg)
+        return out.loss, out.metrics
+
+    return loss_fn
+
+
+def entropy_mode(cfg: LossConfig) -> str:
+    """Entropy with grad when a bonus can apply, else detached (a metric only)."""
+    return "grad" if cfg.entropy_coef > 0 or cfg.entropy_target is not None else "detached"

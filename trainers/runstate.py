@@ -1,0 +1,132 @@
+"""Everything a training run holds between steps, built fresh or restored from a checkpoint.
+
+`RunState.create(cfg, run_dir, resume=...)` loads the policy, builds the learner, the curriculum, the
+group filter and the rollout pool; `save()` writes a checkpoint; with `resume` the newest checkpoint
+of `run_dir` restores weights, optimizer, schedule, curriculum, RNG states and the step, so the next
+update is the one an unbroken run would have made.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from toolgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from toolgym.trainers.config import TrainConfig
+from toolgym.trainers.learner import Learner, entropy_mode, policy_loss_fn
+from toolgym.trainers.metrics import MetricsLogger
+
+
+def resolve_device(cfg: TrainConfig) -> str:
+    if cfg.run.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device=cuda but no CUDA GPU is visible; use run.device=cpu (or auto)")
+    return "cuda" if cfg.run.device != "cpu" and torch.cuda.is_available() else "cpu"
+
+
+def train_task_ids(cfg: TrainConfig) -> list[str]:
+    from toolgym.envs.registry import suite_tasks
+
+    return list(cfg.run.tasks) if cfg.run.tasks else list(suite_tasks(cfg.run.suite, "train"))
+
+
+def eval_task_ids(cfg: TrainConfig) -> list[str]:
+    from toolgym.envs.registry import suite_tasks
+
+    return list(cfg.run.tasks) if cfg.run.tasks else list(suite_tasks(cfg.run.suite, cfg.eval.split))
+
+
+def base_model_path(cfg: TrainConfig, run_dir: Path) -> str:
+    """The policy to start from: model.name_or_path, else the tiny model built into the run dir."""
+    if cfg.model.name_or_path:
+        return cfg.model.name_or_path
+    from toolgym.agents.tiny import build_tiny_model
+
+    target = run_dir / "base_model"
+    if not (target / "config.json").exists():
+        build_tiny_model(target, seed=cfg.run.seed, **cfg.model.tiny)
+    return str(target)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunState:
+    cfg: TrainConfig
+    run_dir: Path
+    model_path: str  # what the rollout workers load at start (then receive weights by sync)
+    tokenizer: Any
+    learner: Learner
+    curriculum: Any
+    group_filter: Any
+    entropy: Any  # AdaptiveEntropyController or None
+    rng: np.random.Generator  # the curriculum's draws
+    logger: MetricsLogger
+    step: int = 0
+    pool: Any = None
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def create(cls, cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunState:
+        from toolgym.curriculum.filters import GroupFilter
+        from toolgym.curriculum.registry import make_scheduler
+        from toolgym.trainers.loss_terms import AdaptiveEntropyController
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = load_checkpoint(run_dir) if resume and latest_checkpoint(run_dir) else None
+        if resume and ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint under {run_dir}/checkpoints to resume from")
+        seed_everything(cfg.run.seed)
+        path = str(ckpt.model_dir) if ckpt else base_model_path(cfg, run_dir)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg.model.dtype))
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        adaptive = cfg.loss.entropy_target is not None
+        entropy = AdaptiveEntropyController.from_config(cfg.loss) if adaptive else None
+        loss_fn = policy_loss_fn(cfg.loss, (lambda: entropy.coef_to_apply) if entropy else (lambda: None))
+        learner = Learner(model, cfg.optimizer, loss_fn, total_steps=cfg.run.steps,
+                          device=resolve_device(cfg), temperature=cfg.sampling.temperature,
+                          pad_id=tokenizer.pad_token_id or 0, entropy=entropy_mode(cfg.loss))
+        curriculum = make_scheduler(cfg.curriculum.scheduler, train_task_ids(cfg), **cfg.curriculum.options)
+        group_filter = GroupFilter(max_attempts=1 + cfg.rollout.max_refill_rounds,
+                                   enabled=cfg.rollout.filter_zero_variance)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        state = cls(cfg, run_dir, path, tokenizer, learner, curriculum, group_filter, entropy,
+                    np.random.default_rng(cfg.run.seed), MetricsLogger(run_dir))
+        if ckpt is not None:
+            state._restore(ckpt)
+        return state
+
+    def _restore(self, ckpt: Any) -> None:
+        self.learner.load_state_dict(ckpt.trainer_state)
+        self.curriculum.load_state_dict(ckpt.curriculum_state)
+        self.rng.bit_generator.state = ckpt.driver_state["rng"]
+        if self.entropy is not None:
+            self.entropy.load_state_dict(ckpt.driver_state["entropy"])
+        set_rng_state(ckpt.trainer_state["rng"])
+        self.step = ckpt.step
+
+    def save(self) -> Path:
+        driver = {"rng": self.rng.bit_generator.state,
+                  "entropy": self.entropy.state_dict() if self.entropy is not None else None}
+        return save_checkpoint(self.run_dir, self.step, model=self.learner.model, tokenizer=self.tokenizer,
+                               learner=self.learner, curriculum_state=self.curriculum.state_dict(),
+                               driver_state=driver, config=self.cfg.to_dict(), keep=self.cfg.checkpoint.keep)
+
+    def close(self) -> None:
+        self.logger.close()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
