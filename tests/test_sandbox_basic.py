@@ -56,6 +56,12 @@ def test_stderr_is_captured(backend):
         assert result.stderr == "warn\n"
 
 
+def test_closing_sys_stdout_does_not_break_the_session(backend):
+    with backend.new_session() as session:
+        session.run("import sys; print('before'); sys.stdout.close()")
+        assert session.run("print('after')").stdout == "after\n"
+
+
 def test_output_of_child_processes_is_captured(backend):
     with backend.new_session() as session:
         result = session.run("import subprocess; subprocess.run(['echo', 'from-child'])")

@@ -58,7 +58,18 @@ class _Stream:
         os.dup2(memfd, fd, inheritable=True)
         os.close(memfd)
         self.fd, self.cap = fd, cap
-        self.raw = _CappedFD(fd, cap)
+        self._open_text()
+
+    def ensure_open(self) -> io.TextIOWrapper:
+        """The text stream, reopened if user code closed it (`sys.stdout.close()`)."""
+        if self.text.closed:
+            dropped = self.raw.dropped
+            self._open_text()
+            self.raw.dropped = dropped
+        return self.text
+
+    def _open_text(self) -> None:
+        self.raw = _CappedFD(self.fd, self.cap)
         self.text = io.TextIOWrapper(
             io.BufferedWriter(self.raw, 8192),
             encoding="utf-8",
@@ -148,7 +159,7 @@ class Server:
             if os.getpid() != owner:  # a child the code forked fell through to us: it must not reply
                 _flush_quietly()
                 os._exit(0)
-            sys.stdout, sys.stderr = self.out.text, self.err.text
+            sys.stdout, sys.stderr = self.out.ensure_open(), self.err.ensure_open()
         reply["stdout"], out_truncated = self.out.collect()
         reply["stderr"], err_truncated = self.err.collect()
         reply["truncated"] = out_truncated or err_truncated
