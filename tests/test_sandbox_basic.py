@@ -208,3 +208,22 @@ def test_backend_outlives_the_thread_that_started_it(isolation):
             assert other.run("'ok'").stdout == "'ok'\n"
     finally:
         backend.close()
+
+
+def test_a_dead_zygote_is_restarted_and_its_sessions_report_lost_state():
+    # sessions die with their zygote (nothing may outlive the host); they never raise, they restart
+    backend = make_sandbox("local")
+    try:
+        session = backend.new_session()
+        session.run("kept = 5")
+        old = backend.zygote_pid
+        os.kill(old, 9)
+        time.sleep(0.2)
+        with backend.new_session() as fresh:
+            assert fresh.run("1 + 1").stdout == "2\n"
+        assert backend.zygote_pid != old
+        lost = session.run("kept")
+        assert lost.state_lost and not lost.ok
+        assert session.run("'back'").stdout == "'back'\n"
+    finally:
+        backend.close()

@@ -29,9 +29,16 @@ What is NOT isolated:
   prompt, so there is nothing to hide between them, and sharing is what makes fork a plain fork().
   Their process limit (RLIMIT_NPROC / the pids cgroup) is a budget shared by the group.
 
+Lifetime: nothing outlives the host. The zygote exits when the host closes its control socket (or
+dies), and every session process dies with the zygote (parent-death signals along the chain), so a
+killed zygote takes its sessions with it; their next `run` reports `state_lost=True` and starts a
+fresh interpreter from a new zygote.
+
 With isolation="none" only the rlimits, the scrubbed environment, the private directory and the
 timeout apply; RLIMIT_NPROC then counts all processes of your user (the limit is raised by the
-number you already run), and root is not limited at all unless a pids cgroup is available.
+number you already run), and root is not limited at all unless a pids cgroup is available. Sessions
+then share the host's network, file system and PID namespace: one can kill the zygote (its parent)
+and with it every other session, read other sessions' directories, and signal your processes.
 """
 
 from __future__ import annotations
