@@ -110,8 +110,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 class Progress:
     """A tqdm bar over training steps showing reward, pass rate, curriculum stage and tokens/s."""
 
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> None:
+    FIELDS = (("reward", "reward/mean", ".3f"), ("pass", "success/rate", ".2f"),
+              ("stage", "curriculum/stage", ".0f"), ("tok/s", "rollout/tokens_per_s", ".0f"))
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train",
+                 fields: tuple[tuple[str, str, str], ...] = FIELDS) -> None:
+        """`fields`: (label, metric name, format) shown after the bar."""
         self._bar = None
+        self.fields = fields
         if enabled:
             from tqdm.auto import tqdm
 
@@ -120,9 +126,7 @@ class Progress:
     def update(self, metrics: Mapping[str, Any]) -> None:
         if self._bar is None:
             return
-        fields = (("reward", "reward/mean", ".3f"), ("pass", "success/rate", ".2f"),
-                  ("stage", "curriculum/stage", ".0f"), ("tok/s", "rollout/tokens_per_s", ".0f"))
-        post = {name: format(metrics[key], fmt) for name, key, fmt in fields
+        post = {name: format(metrics[key], fmt) for name, key, fmt in self.fields
                 if isinstance(metrics.get(key), (int, float))}
         self._bar.set_postfix(post, refresh=False)
         self._bar.update(1)
