@@ -31,9 +31,12 @@ def register_builtin() -> None:
              description="Your question/answer JSONL: path=FILE, verifier='exact'|'numeric'|'math' "
                          "(defaults to a 12-question example file).")
     split = rg_split()
-    for kind in ("train", "heldout"):
+    # A held-out family is declared held-out only, so that no trainer or curriculum can sample it:
+    # `make(id)` (split "train") refuses it and the curriculum's train-split check rejects it.
+    for kind, splits in (("train", ("train", "heldout")), ("heldout", ("heldout",))):
         for generator in split[kind]:
             register(task_id(generator), "toolgym.tasks.rg:make_rg", kwargs={"generator": generator},
+                     splits=splits,
                      description=f"reasoning-gym '{generator}' ({kind} family of the reasoning suite).")
     for name, (splits, description) in builtin_suites().items():
         register_suite(name, splits, description)
