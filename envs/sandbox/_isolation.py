@@ -167,9 +167,13 @@ class PidsCgroup:
             time.sleep(0.01)
 
     def close(self) -> None:
+        """Remove every group cgroup (all ours) once its processes are gone, then the base."""
+        if self.base is None or not os.path.isdir(self.base):
+            return
+        with os.scandir(self.base) as entries:
+            self._pending += [e.path for e in entries if e.is_dir() and e.path not in self._pending]
         self.remove(wait=2.0)
-        if self.base is not None:
-            _try_rmdir(self.base)
+        _try_rmdir(self.base)
 
 
 def _read(path: str) -> str:

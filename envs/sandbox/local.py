@@ -118,6 +118,7 @@ class LocalBackend:
         self._closed = False
         self.preload_failures: dict[str, str] = {}  # preloaded module -> why its import failed
         self.zygote_pid: int | None = None
+        self._finalizer: weakref.finalize | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -141,6 +142,8 @@ class LocalBackend:
         for session in sessions:
             session.close()
         self._stop_zygote()
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if self._cgroup is not None:
             self._cgroup.close()
         if self._root is not None:
