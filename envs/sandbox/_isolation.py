@@ -15,6 +15,29 @@ import time
 ISOLATION_MODES = ("auto", "bwrap", "none")
 
 
+# What the zygote does for every session group (see _zygote.py), in miniature: a nested user, mount
+# and PID namespace, private mounts, and a fresh /proc. In some containers (Docker's masked /proc)
+# bubblewrap itself works but the /proc mount does not; "auto" must then fall back to "none".
+_PROBE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+if libc.unshare(0x10000000 | 0x00020000 | 0x20000000) != 0:
+    print("unshare(user, mount, pid) failed:", os.strerror(ctypes.get_errno())); os._exit(3)
+for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+    with open("/proc/self/" + name, "w") as handle:
+        handle.write(text)
+pid = os.fork()
+if pid == 0:
+    if libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None) != 0:
+        print("making mounts private failed:", os.strerror(ctypes.get_errno())); os._exit(4)
+    if libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(14), None) != 0:
+        print("mounting /proc in a new PID namespace failed:", os.strerror(ctypes.get_errno())); os._exit(5)
+    os._exit(0)
+os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
 @functools.cache
 def bwrap_problem() -> str | None:
     """None when bubblewrap can create the namespaces the local backend needs, else the reason."""
@@ -38,14 +61,15 @@ def bwrap_problem() -> str | None:
         "-E",
         "-s",
         "-c",
-        "import ctypes,os; libc=ctypes.CDLL(None); os._exit(0 if libc.unshare(0x30020000)==0 else 3)",
+        _PROBE,
     ]
     try:
         proc = subprocess.run(probe, capture_output=True, timeout=30, env={"PATH": os.defpath})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to start: {exc}"
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+        output = (proc.stdout + proc.stderr).decode(errors="replace").strip()
+        detail = output or f"exit status {proc.returncode}"
         return f"bubblewrap cannot create user/PID/mount namespaces here: {detail}"
     return None
 
