@@ -25,10 +25,27 @@ _EXPORTS: dict[str, str] = {
     "TemplateCheck": "toolgym.agents.chat",
     "TemplateError": "toolgym.agents.chat",
     "check_chat_template": "toolgym.agents.chat",
-    # episodes
+    "PrefixCache": "toolgym.agents.prefix_cache",
+    # episodes and rollouts
     "Episode": "toolgym.agents.episode",
     "read_jsonl": "toolgym.agents.episode",
     "write_jsonl": "toolgym.agents.episode",
+    "RolloutRunner": "toolgym.agents.rollout",
+    "as_agent": "toolgym.agents.rollout",
+    # agents
+    "Agent": "toolgym.agents.agents",
+    "TurnState": "toolgym.agents.agents",
+    "EngineAgent": "toolgym.agents.agents",
+    "ChatAgent": "toolgym.agents.agents",
+    "TeacherAgent": "toolgym.agents.agents",
+    "RandomAgent": "toolgym.agents.agents",
+    # evaluation
+    "evaluate": "toolgym.agents.evaluate",
+    "pass_at_k": "toolgym.agents.evaluate",
+    "summarize": "toolgym.agents.evaluate",
+    "resolve_tasks": "toolgym.agents.evaluate",
+    "markdown_table": "toolgym.agents.evaluate",
+    "write_report": "toolgym.agents.evaluate",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,7 +5,9 @@ tokens under exactly the documented distribution (see `engine.py`), stop strings
 whole token they complete in, rows leaving the batch as soon as they finish, and in-place weight
 updates from an in-process learner. The loop is short:
 
-    left-pad the prompts -> one prefill forward (attention mask, position ids = cumsum(mask) - 1)
+    left-pad the prompts -> one prefill forward (attention mask, position ids = cumsum(mask) - 1),
+                            reusing the cached keys/values of a prefix the engine already computed
+                            (the previous turn of the same episode: prefix_cache.py)
     repeat: logits [b, V] -> log softmax(logits / T) -> sample (top-p) -> record id and log-prob
             -> drop the rows that stopped (from the cache too) -> one decode forward for the rest
 
@@ -21,13 +23,14 @@ from typing import Any
 
 import torch
 from toolgym.agents.engine import Generation, SamplingParams
+from toolgym.agents.prefix_cache import PrefixCache, assemble, extract, new_cache
 
 
 class HFEngine:
     """`Engine` over a transformers causal LM (`model` and `tokenizer` used as given, not copied)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64,
-                 stop_token_ids: Sequence[int] | None = None) -> None:
+                 stop_token_ids: Sequence[int] | None = None, prefix_cache_size: int = 1024) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -37,6 +40,8 @@ class HFEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else self.stop_token_ids[0])
         self.max_context = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+        # KV of finished rows, reused when a later prompt extends them (0 disables; see prefix_cache.py)
+        self.prefix_cache = PrefixCache(prefix_cache_size) if prefix_cache_size > 0 else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", dtype: str = "float32",
@@ -85,6 +90,8 @@ class HFEngine:
                     unknown.append(name)
                     continue
                 target[key].copy_(value.to(target[key].device, target[key].dtype))
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()  # cached keys/values belong to the old weights
         if unknown:
             known = ", ".join(list(target)[:5])
             raise KeyError(f"update_weights: unknown parameter names {unknown[:5]}; "
@@ -102,24 +109,13 @@ class HFEngine:
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams,
                         gen: torch.Generator | None) -> list[Generation]:
-        dev = self.device
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long, device=dev)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=dev)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p, device=dev)  # left padding
-            mask[row, width - len(p):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, L]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=1)  # only the last position: no [B, L, V] logits
-        cache, logits = out.past_key_values, out.logits[:, -1, :].float()  # logits [B, V]
+        cache, logits, mask, next_pos = self._prefill(prompts)  # logits [B, V], mask [B, W]
         budget = [min(params.max_tokens, self.max_context - len(p)) for p in prompts]
         stop_ids = set(self.stop_token_ids) | set(params.stop_token_ids)
         tokens: list[list[int]] = [[] for _ in prompts]
         logps: list[list[float]] = [[] for _ in prompts]
         finish: list[tuple[str, Any]] = [("length", None)] * len(prompts)
         alive = list(range(len(prompts)))  # row b of the live batch is prompt alive[b]
-        next_pos = pos[:, -1:] + 1  # [B, 1]
         while alive:
             tok, tok_logp = _sample(logits, params, gen)  # [b], [b]
             keep = []
@@ -132,19 +128,52 @@ class HFEngine:
                     finish[i] = ("stop", reason)
                 elif len(tokens[i]) < budget[i]:
                     keep.append(b)
+                    continue
+                if self.prefix_cache is not None:  # everything fed so far: the prompt and tokens[:-1]
+                    self.prefix_cache.store(prompts[i] + tokens[i][:-1], extract(cache, b, mask[b].bool()))
             if not keep:
                 break
             if len(keep) < len(alive):
-                index = torch.tensor(keep, device=dev)
+                index = torch.tensor(keep, device=mask.device)
                 cache.batch_select_indices(index)
                 mask, next_pos, tok = mask[index], next_pos[index], tok[index]
                 alive = [alive[b] for b in keep]
-            mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)  # [b, L + t]
+            mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)  # [b, W + t]
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
                              past_key_values=cache, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         return [self._finish(tokens[i], logps[i], *finish[i]) for i in range(len(prompts))]
+
+    def _prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Feed the prompts, reusing cached prefixes. Returns the cache, the last logits [B, V], the
+        attention mask [B, W] and the next position ids [B, 1].
+
+        Row layout: [pad | cached prefix (C columns) | pad | uncached suffix (S columns)]; the attention
+        mask is 0 on both pads and position ids count only real tokens, so each row sees exactly its ids.
+        """
+        dev = self.device
+        taken = [self.prefix_cache.take(p) if self.prefix_cache is not None else (0, None) for p in prompts]
+        cached = [n for n, _ in taken]
+        width_c = max(cached)
+        suffixes = [p[n:] for p, n in zip(prompts, cached, strict=True)]
+        width_s = max(len(x) for x in suffixes)
+        ids = torch.full((len(prompts), width_s), self.pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((len(prompts), width_c + width_s), dtype=torch.long, device=dev)
+        for row, (suffix, n) in enumerate(zip(suffixes, cached, strict=True)):
+            ids[row, width_s - len(suffix):] = torch.tensor(suffix, device=dev)
+            mask[row, width_c - n:width_c] = 1
+            mask[row, width_c + width_s - len(suffix):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, C + S]
+        past = new_cache()
+        if width_c:
+            like = next(kv for _, kv in taken if kv is not None)
+            for layer, (k, v) in enumerate(assemble([kv for _, kv in taken], cached, width_c, like)):
+                past.update(k, v, layer)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos[:, width_c:],
+                         past_key_values=past, use_cache=True,
+                         logits_to_keep=1)  # only the last position: no [B, L, V] logits
+        return out.past_key_values, out.logits[:, -1, :].float(), mask, pos[:, -1:] + 1
 
     def _stop_reason(self, tokens: list[int], last: int, stop_ids: set[int],
                      stop: tuple[str, ...]) -> Any:

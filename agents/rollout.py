@@ -10,7 +10,9 @@ runner keeps up to `max_inflight` episodes alive and loops:
     an episode that ends                  -> an `Episode`; a new group is admitted in its place
 
 Episodes finish independently. Before each model call the runner waits for stragglers only while
-fewer than `batch_fraction` of the live episodes are waiting and for at most `max_wait_s`.
+fewer than `batch_fraction` of the live episodes are waiting, and for at most `max_wait_s` (default:
+a tenth of the last model call, within [10 ms, 1 s]: stragglers are worth a short wait when a model
+call is expensive, not when it is cheap).
 
 Groups: a `TaskRequest` becomes `group_size` episodes of the same instance with one `group_id`. When
 the instance has setup code (an initial interpreter state), it runs once in a base session that is
@@ -85,7 +87,7 @@ class RolloutRunner:
     def __init__(self, policy: Any, tokenizer: Any = None, *, group_size: int = 1,
                  sampling: SamplingParams | None = None, env_kwargs: Mapping[str, Any] | None = None,
                  sandbox: Any = None, max_inflight: int = 256, max_workers: int = 16,
-                 max_context: int | None = None, batch_fraction: float = 0.5, max_wait_s: float = 0.05,
+                 max_context: int | None = None, batch_fraction: float = 0.9, max_wait_s: float | None = None,
                  keep_messages: bool = False, on_rewrite: str = "fallback",
                  on_episode: Callable[[Episode], None] | None = None) -> None:
         if group_size < 1 or max_inflight < 1:
@@ -103,6 +105,7 @@ class RolloutRunner:
         self.max_context = max_context or getattr(engine, "max_context", None) or 1 << 30
         self.batch_fraction = batch_fraction
         self.max_wait_s = max_wait_s
+        self._last_act_s = 0.0
         self.keep_messages = keep_messages
         self.on_episode = on_episode
         self._envs: dict[tuple[str, str], list[Any]] = {}  # idle environments, reused across episodes
@@ -158,14 +161,17 @@ class RolloutRunner:
     def _collect(self, futures: dict[Future, list[_Slot]], live: list[_Slot]) -> list[_Slot]:
         """Apply finished env work; return the slots waiting for the model (maybe after a short wait)."""
         started = time.monotonic()
+        patience = self.max_wait_s
+        if patience is None:
+            patience = min(1.0, max(0.01, self._last_act_s / 10))
         while True:
             waiting = [s for s in live if s.episode is None and not s.busy]
             busy = sum(len(v) for v in futures.values())
             elapsed = time.monotonic() - started
             enough = len(waiting) >= self.batch_fraction * (len(waiting) + busy)
-            if not futures or (waiting and (enough or elapsed >= self.max_wait_s)):
+            if not futures or (waiting and (enough or elapsed >= patience)):
                 return waiting
-            timeout = None if not waiting else self.max_wait_s - elapsed
+            timeout = None if not waiting else patience - elapsed
             done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 for s in futures.pop(future):
@@ -194,7 +200,7 @@ class RolloutRunner:
                 for s in slots:
                     self._complete(s, "error", error=exc)
                 continue
-            spent = time.monotonic() - started
+            spent = self._last_act_s = time.monotonic() - started
             for s, gen in zip(slots, gens, strict=True):
                 s.timings["generate_s"] += spent
                 if self._record_turn(s, gen):

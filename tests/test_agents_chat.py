@@ -35,6 +35,7 @@ def test_random_conversations_are_token_faithful(tokenizer, system, user, turns)
     sampled_turns, obs_ids = [], []
     for text, fence, ends_with_eot, observations in turns:
         ids = tokenizer.encode(text + fence, add_special_tokens=False) + ([eot] if ends_with_eot else [])
+        ids = ids or [eot]  # an engine samples at least one token per turn
         logprobs = [-0.5 - i for i in range(len(ids))]
         conv.add_sampled(ids, logprobs, tokenizer.decode(ids, skip_special_tokens=True))
         sampled_turns.append((ids, logprobs))
@@ -52,8 +53,9 @@ def test_random_conversations_are_token_faithful(tokenizer, system, user, turns)
     assert tokenizer.decode(conv.prompt_ids + conv.response_ids) == rendered
     assert tokenizer.decode(conv.prompt_ids) == f"<|im_start|>system\n{system}<|im_end|>\n" \
         f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-    for ids, (_text, _fence, ends_with_eot, observations) in zip(obs_ids, turns, strict=True):
-        closing = "\n" if ends_with_eot else "<|im_end|>\n"
+    for ids, (sampled, _), turn in zip(obs_ids, sampled_turns, turns, strict=True):
+        observations = turn[3]
+        closing = "\n" if sampled[-1] == eot else "<|im_end|>\n"
         shown = "".join(f"<|im_start|>{r}\n{c}<|im_end|>\n" for r, c in observations)
         assert tokenizer.decode(ids) == closing + shown + "<|im_start|>assistant\n"
 

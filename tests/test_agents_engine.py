@@ -17,9 +17,13 @@ from toolgym.agents.tiny import cached_tiny_model
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> HFEngine:
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    """One torch thread (restored after): on a shared 2-core box OpenMP spinning makes 2 ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     path = cached_tiny_model(tmp_path_factory.getbasetemp() / "toolgym-cache")
-    return HFEngine.from_pretrained(path)
+    yield HFEngine.from_pretrained(path)
+    torch.set_num_threads(before)
 
 
 def _prompts(engine: HFEngine) -> list[list[int]]:
@@ -146,3 +150,20 @@ def test_sampling_params_validate() -> None:
         SamplingParams(top_p=0)
     assert SamplingParams(stop=["a"]).stop == ("a",)
     assert hash(SamplingParams(stop=["a"])) == hash(SamplingParams(stop=("a",)))
+
+
+def test_prefix_cache_reuse_matches_a_cold_start(engine: HFEngine) -> None:
+    """Turn 2 continuing turn 1 (+ new tokens) reuses turn 1's keys/values, with identical results."""
+    prompts = _prompts(engine)
+    params = SamplingParams(temperature=0.0, max_tokens=10)
+    engine.prefix_cache.clear()
+    first = engine.generate(prompts, params)
+    follow = [p + g.ids + [7, 8, 9] for p, g in zip(prompts, first, strict=True)]
+    hits = engine.prefix_cache.hits
+    warm = engine.generate(follow, params)
+    assert engine.prefix_cache.hits == hits + len(prompts)
+    engine.prefix_cache.clear()
+    cold = engine.generate(follow, params)
+    for w, c, p in zip(warm, cold, follow, strict=True):
+        assert w.ids == c.ids
+        assert torch.allclose(torch.tensor(w.logprobs), _fresh_logprobs(engine, p, w.ids, 1.0), atol=1e-4)

@@ -30,7 +30,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(model_path: Path) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "toolgym.cli", "serve", "--model", str(model_path),
-                             "--port", "0", "--name", "tiny"],
+                             "--port", "0", "--name", "tiny", "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -106,6 +106,18 @@ def test_unreachable_server_is_an_error_generation() -> None:
     engine = OpenAIEngine("http://127.0.0.1:9/v1", "x", api="chat", retries=0, timeout=5)
     out = engine.chat([[{"role": "user", "content": "hi"}]], _greedy())
     assert out[0].finish_reason == "error" and "cannot reach" in out[0].text
+
+
+def test_evaluate_an_openai_chat_model_end_to_end(server: str) -> None:
+    from toolgym.agents.evaluate import evaluate
+
+    result = evaluate(OpenAIEngine(server, "tiny", api="chat"), None, "toolgym/arith-v0", n=2, ks=(1, 2),
+                      num_problems=2, sampling=SamplingParams(temperature=1.0, max_tokens=16, seed=0),
+                      env_kwargs={"max_turns": 2}, progress=False, keep_episodes=True)
+    assert result["overall"]["episodes"] == 4
+    assert result["overall"]["finish_reasons"].get("error", 0) == 0
+    for ep in result["episodes"]:  # text mode: the chat is kept, there are no token ids
+        assert ep.messages[2]["role"] == "assistant" and ep.response_ids == [] and ep.turns >= 1
 
 
 def test_model_spec_parsing() -> None:

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,9 +28,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"toolgym serve: no checkpoint at {args.model!r}; give a directory written by "
               "save_pretrained (e.g. the output of toolgym.agents.build_tiny_model)", file=sys.stderr)
         return 2
+    import torch
+
     from toolgym.agents.hf_engine import HFEngine
     from toolgym.agents.server import make_server
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     engine = HFEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
                                       max_batch_size=args.max_batch_size)
     name = args.name or str(args.model)
