@@ -15,6 +15,11 @@ _EXPORTS: dict[str, str] = {
     "LossConfig": "toolgym.trainers.loss_config",
     "compute_policy_loss": "toolgym.trainers.policy_loss",
     **dict.fromkeys(["AdaptiveEntropyController", "entropy_from_logits"], "toolgym.trainers.loss_terms"),
+    # recipes, report, metric sinks (trainers/recipes.py, report.py, loggers.py)
+    **dict.fromkeys(["RecipeInfo", "describe_recipe", "list_recipes", "load_recipe"],
+                    "toolgym.trainers.recipes"),
+    **dict.fromkeys(["load_run", "write_report"], "toolgym.trainers.report"),
+    "make_loggers": "toolgym.trainers.loggers",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
