@@ -78,6 +78,7 @@ class RolloutConfig:
     max_turns: int = 4
     max_tool_calls: int = 4
     tool_format: str | None = None  # None = each family's own default
+    env: dict[str, Any] = field(default_factory=dict)  # more EnvConfig fields, e.g. system_prompt
     filter_zero_variance: bool = True  # drop groups whose successes are all equal (DAPO / Klear)
     max_refill_rounds: int = 0  # extra rollout rounds to refill dropped groups
     mask_truncated: bool = False  # zero loss weight for truncated episodes (DeepCoder)
@@ -182,6 +183,8 @@ class RunConfig:
     ray: Literal["local", "cluster", "off"] = "local"  # off = same stages in one process
     ray_address: str | None = None  # with ray=cluster
     ray_num_cpus: int = 2  # local Ray only
+    threads: int | None = None  # torch intra-op threads of the driver (learner); None = torch's default
+    time_limit_s: float | None = None  # stop starting new steps after this long (then eval + checkpoint)
     progress: bool = True
 
     def __post_init__(self) -> None:

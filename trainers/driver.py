@@ -31,17 +31,19 @@ from toolgym.trainers.stages import build_samples, group_episodes, outcomes
 
 
 def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train for `cfg.run.steps` steps; returns the last step's metrics and the evaluations."""
+    """Train for `cfg.run.steps` steps; returns the last step's metrics and the held-out evaluations
+    (step -> result) made before training, every `eval.every` steps and after the last step."""
     run = RunState.create(cfg, run_dir, resume=resume)
     progress = Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress)
     evals: dict[int, dict[str, Any]] = {}
     metrics: dict[str, Any] = {}
     try:
         run.pool = make_pool(run.model_path, cfg)
-        if run.step == 0 and cfg.eval.every > 0:
+        if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
             evals[0] = evaluate(run)
+            run.logger.log(0, eval_metrics(evals[0]))
         with interrupt_flag() as interrupted:
-            while run.step < cfg.run.steps and not interrupted():
+            while run.step < cfg.run.steps and not interrupted() and not out_of_time(run):
                 metrics = train_step(run)
                 if cfg.eval.every > 0 and run.step % cfg.eval.every == 0 and run.step < cfg.run.steps:
                     evals[run.step] = evaluate(run)
@@ -57,10 +59,12 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
             evals[run.step] = evaluate(run)
             run.logger.log(run.step, eval_metrics(evals[run.step]))
         run.save()
+        worker_rss = run.pool.peak_rss_mb()
     finally:
         progress.close()
         run.close()
-    return {"interrupted": False, "step": run.step, "metrics": metrics, "evals": evals}
+    return {"interrupted": False, "step": run.step, "metrics": metrics, "evals": evals,
+            "worker_peak_rss_mb": worker_rss}
 
 
 def train_step(run: RunState) -> dict[str, Any]:
@@ -112,6 +116,11 @@ def evaluate(run: RunState) -> dict[str, Any]:
 def eval_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {f"eval/{k}": float(v) for k, v in result["overall"].items()
             if k.startswith("pass@") and v is not None}
+
+
+def out_of_time(run: RunState) -> bool:
+    limit = run.cfg.run.time_limit_s
+    return limit is not None and time.monotonic() - run.started > limit
 
 
 def entropy_coef(run: RunState) -> float:

@@ -2,7 +2,8 @@
 
 Every training step appends one JSON object to RUN_DIR/metrics.jsonl with `step` plus the keys below
 that apply to that step. Names never change meaning; new ones are added to METRICS with a description.
-Losses and advantages may add keys under `loss/` and `adv/` (documented with their registry entries).
+Losses and advantages may add keys under `loss/` and `adv/` (documented in toolgym.trainers.policy_loss),
+and the curriculum scheduler's `describe()` keys under `curriculum/` (documented in toolgym.curriculum).
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ class LocalPool:
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
         return self.worker.evaluate(**kwargs)
 
+    def peak_rss_mb(self) -> list[float]:
+        return []  # the worker lives in the driver process, whose peak is measured there
+
     def close(self) -> None:
         self.worker.close()
 
@@ -115,6 +118,10 @@ class RayPool:
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
         ref = self.actors[0].evaluate.remote(**kwargs)
         return self._get_with_retry(0, ref, lambda a: a.evaluate.remote(**kwargs), 0)
+
+    def peak_rss_mb(self) -> list[float]:
+        """Peak resident memory of each actor process (MiB)."""
+        return [float(self.ray.get(a.peak_rss_mb.remote(), timeout=60)) for a in self.actors]
 
     def close(self) -> None:
         for actor in self.actors:

@@ -88,6 +88,8 @@ class RunState:
         if resume and ckpt is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {run_dir}/checkpoints to resume from")
         seed_everything(cfg.run.seed)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)  # the driver process is the learner's
         path = str(ckpt.model_dir) if ckpt else base_model_path(cfg, run_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg.model.dtype))

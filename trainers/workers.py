@@ -51,7 +51,7 @@ def env_kwargs(cfg: TrainConfig) -> dict[str, Any]:
                               "max_tool_calls": cfg.rollout.max_tool_calls}
     if cfg.rollout.tool_format:
         kwargs["tool_format"] = cfg.rollout.tool_format
-    return kwargs
+    return {**kwargs, **cfg.rollout.env}
 
 
 def sampling_params(cfg: TrainConfig, seed: int | None, temperature: float | None = None) -> SamplingParams:
@@ -104,6 +104,11 @@ class RolloutWorker:
 
     def update_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.engine.update_weights(state)
+
+    def peak_rss_mb(self) -> float:
+        from toolgym.trainers.metrics import peak_rss_mb
+
+        return peak_rss_mb()
 
     def close(self) -> None:
         close = getattr(self.sandbox, "close", None)

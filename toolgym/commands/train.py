@@ -1,0 +1,82 @@
+"""`toolgym train [--recipe R] [key.sub=value ...]`: RL training; with no arguments, the CPU quickstart.
+
+    toolgym train                                   quickstart: tiny model, warm start, GPPO, report
+    toolgym train --recipe klear-gppo --tiny        a published recipe's CPU variant
+    toolgym train --recipe klear-gppo model.name_or_path=Qwen/Qwen2.5-1.5B-Instruct
+    toolgym train --output runs/x --resume          continue a run from its latest checkpoint
+    toolgym train --no-ray                          the same stages in one process (debugging)
+    toolgym train --ray-address auto                join a running Ray cluster
+
+The quickstart recipe (the default) builds the tiny model and warm-starts it on teacher demos before
+RL; other recipes start RL from `model.name_or_path` (warm-start it first with `toolgym sft`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+DEFAULT_RECIPE = "quickstart"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="config overrides, e.g. optimizer.lr=1e-5 rollout.group_size=4")
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE,
+                        help="shipped recipe name or YAML path (`toolgym recipes list`); default: quickstart")
+    parser.add_argument("--tiny", action="store_true", help="the recipe's CPU variant (its `tiny` section)")
+    parser.add_argument("--output", default=None, help="run directory (default: runs/<timestamp>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run directory's latest checkpoint")
+    parser.add_argument("--no-ray", action="store_true", help="run every stage in this process")
+    parser.add_argument("--ray-address", default=None, help="join a Ray cluster (e.g. auto or ray://host:10001)")
+    parser.add_argument("--model", default=None, help="shorthand for model.name_or_path=MODEL")
+    parser.add_argument("--engine", default=None, choices=["hf", "vllm"], help="shorthand for engine.kind")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    if args.no_ray and args.ray_address:
+        raise ValueError("--no-ray and --ray-address exclude each other")
+    if args.no_ray:
+        extra.append("run.ray=off")
+    if args.ray_address:
+        extra += ["run.ray=cluster", f"run.ray_address={args.ray_address}"]
+    if args.model:
+        extra.append(f"model.name_or_path={args.model}")
+    if args.engine:
+        extra.append(f"engine.kind={args.engine}")
+    return extra
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolgym.trainers.config import ConfigError, load_config
+    from toolgym.trainers.recipes import check_recipe
+
+    try:
+        cfg = load_config(args.recipe, _overrides(args), tiny=args.tiny)
+        check_recipe(cfg)
+    except (ConfigError, ValueError) as exc:
+        print(f"toolgym train: {exc}", file=sys.stderr)
+        return 2
+    run_dir = args.output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    quickstart = cfg.model.name_or_path is None and cfg.sft.steps > 0 and not args.resume
+    if quickstart:
+        from toolgym.trainers.quickstart import SUMMARY_KEYS, run_quickstart
+
+        summary = run_quickstart(cfg, run_dir)
+        print(f"toolgym train: quickstart done in {run_dir}")
+        for key in SUMMARY_KEYS:
+            print(f"  {key}: {summary[key]}")
+        return 0
+    from toolgym.trainers.driver import fit
+
+    try:
+        result = fit(cfg, run_dir, resume=args.resume)
+    except FileNotFoundError as exc:
+        print(f"toolgym train: {exc}", file=sys.stderr)
+        return 2
+    state = "interrupted at" if result["interrupted"] else "finished"
+    print(f"toolgym train: {state} step {result['step']}; run directory {run_dir}")
+    return 130 if result["interrupted"] else 0
