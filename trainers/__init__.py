@@ -20,6 +20,19 @@ _EXPORTS: dict[str, str] = {
                     "toolgym.trainers.recipes"),
     **dict.fromkeys(["load_run", "write_report"], "toolgym.trainers.report"),
     "make_loggers": "toolgym.trainers.loggers",
+    # config, learner, driver, checkpoints, warm start, quickstart (trainer helper)
+    **dict.fromkeys(["TrainConfig", "ModelConfig", "EngineConfig", "SamplingConfig", "RolloutConfig",
+                     "AlgoConfig", "OptimizerConfig", "CurriculumConfig", "EvalConfig", "CheckpointConfig",
+                     "SFTConfig", "RunConfig", "ConfigError", "load_config"], "toolgym.trainers.config"),
+    **dict.fromkeys(["Learner", "nll_loss", "policy_loss_fn", "token_logprobs"], "toolgym.trainers.learner"),
+    **dict.fromkeys(["fit", "train_step"], "toolgym.trainers.driver"),
+    **dict.fromkeys(["save_checkpoint", "load_checkpoint", "latest_checkpoint"],
+                    "toolgym.trainers.checkpoint"),
+    **dict.fromkeys(["RolloutWorker"], "toolgym.trainers.workers"),
+    **dict.fromkeys(["LocalPool", "RayPool", "make_pool"], "toolgym.trainers.pool"),
+    **dict.fromkeys(["run_sft", "sft_samples"], "toolgym.trainers.sft"),
+    **dict.fromkeys(["run_quickstart"], "toolgym.trainers.quickstart"),
+    **dict.fromkeys(["METRICS", "MetricsLogger"], "toolgym.trainers.metrics"),
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
