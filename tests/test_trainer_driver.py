@@ -189,3 +189,20 @@ def test_a_killed_rollout_actor_is_replaced_and_its_requests_retried(local_ray, 
     finally:
         local.close()
     assert [e.response_ids for e in base] != [e.response_ids for e in before]
+
+
+def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_returns(tmp_path: Path, monkeypatch) -> None:
+    import toolgym.trainers.driver as driver
+
+    real_step = driver.train_step
+
+    def step_then_ctrl_c(run):
+        metrics = real_step(run)
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C sends, in the middle of the run
+        return metrics
+
+    monkeypatch.setattr(driver, "train_step", step_then_ctrl_c)
+    out = fit(tiny_config("run.steps=3", "run.ray=off", "eval.problems=0"), tmp_path)
+    assert out["interrupted"] and out["step"] == 1
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_000001"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
