@@ -186,6 +186,7 @@ class RunConfig:
     threads: int | None = None  # torch intra-op threads of the driver (learner); None = torch's default
     time_limit_s: float | None = None  # stop starting new steps after this long (then eval + checkpoint)
     progress: bool = True
+    log: list[str] = field(default_factory=list)  # extra metric sinks: tensorboard, wandb (loggers.py)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "steps must be >= 0")

@@ -79,6 +79,7 @@ class RunState:
     def create(cls, cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunState:
         from toolgym.curriculum.filters import GroupFilter
         from toolgym.curriculum.registry import make_scheduler
+        from toolgym.trainers.loggers import make_loggers
         from toolgym.trainers.loss_terms import AdaptiveEntropyController
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -106,7 +107,8 @@ class RunState:
                                    enabled=cfg.rollout.filter_zero_variance)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         state = cls(cfg, run_dir, path, tokenizer, learner, curriculum, group_filter, entropy,
-                    np.random.default_rng(cfg.run.seed), MetricsLogger(run_dir))
+                    np.random.default_rng(cfg.run.seed),
+                    MetricsLogger(run_dir, sinks=make_loggers(cfg.run.log, run_dir, cfg.to_dict())))
         if ckpt is not None:
             state._restore(ckpt)
         return state

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=None, help="join a Ray cluster (e.g. auto or ray://host:10001)")
     parser.add_argument("--model", default=None, help="shorthand for model.name_or_path=MODEL")
     parser.add_argument("--engine", default=None, choices=["hf", "vllm"], help="shorthand for engine.kind")
+    parser.add_argument("--log", default=None, metavar="tensorboard,wandb",
+                        help="also log the metrics to TensorBoard and/or W&B (same names as metrics.jsonl)")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -47,6 +49,10 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         extra.append(f"model.name_or_path={args.model}")
     if args.engine:
         extra.append(f"engine.kind={args.engine}")
+    if args.log:
+        from toolgym.trainers.loggers import parse_log_option
+
+        extra.append(f"run.log=[{','.join(parse_log_option(args.log))}]")
     return extra
 
 
