@@ -62,3 +62,19 @@ def test_missing_wandb_names_the_package(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(ImportError, match="pip install wandb"):
         make_loggers(["wandb"], tmp_path)
+
+
+def test_train_log_option_sets_run_log_and_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from toolgym.trainers.config import load_config
+
+    from toolgym.cli import main
+    from toolgym.commands import train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    overrides = train._overrides(parser.parse_args(["--log", "wandb,tensorboard"]))
+    assert load_config("quickstart", overrides).run.log == ["wandb", "tensorboard"]
+    assert main(["train", "--log", "tensorbord"]) == 2
+    assert "unknown logger(s) ['tensorbord']" in capsys.readouterr().err
