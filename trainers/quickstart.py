@@ -84,14 +84,17 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
                        "sft_final_nll": mean_nll(model, demos, pad_id=tokenizer.pad_token_id or 0)}
 
 
-def run_quickstart(cfg: TrainConfig, run_dir: str | Path, *, budget_s: float = 15 * 60,
+def run_quickstart(cfg: TrainConfig, run_dir: str | Path, *, budget_s: float = 14 * 60,
                    eval_reserve_s: float = 90.0) -> dict[str, Any]:
     """The whole quickstart; returns (and writes) RUN_DIR/summary.json."""
+    import torch
     from toolgym.trainers.driver import fit
 
     started = time.monotonic()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     warm, sft_info = warm_start(cfg, run_dir, cfg.run.progress)
     left = budget_s - (time.monotonic() - started) - eval_reserve_s
     limit = left if cfg.run.time_limit_s is None else min(left, cfg.run.time_limit_s)

@@ -1,0 +1,40 @@
+"""`toolgym train` runs the quickstart pipeline end to end (here scaled down to seconds, in one process).
+
+The full-size quickstart is a 15-minute run; its figures are measured by running `toolgym train` and
+reported in the README, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from toolgym.trainers.metrics import read_metrics
+from toolgym.trainers.quickstart import SUMMARY_KEYS
+
+from toolgym.cli import main
+
+SMALL = ["run.steps=1", "sft.steps=3", "sft.demos=4", "sft.batch_size=4", "rollout.prompts_per_step=2",
+         "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2", "sampling.max_new_tokens=12",
+         "model.tiny={hidden_size: 64, intermediate_size: 128, num_layers: 2}", "run.progress=false"]
+
+
+def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--no-ray", "--output", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    for key in SUMMARY_KEYS:
+        assert key in summary and f"{key}:" in printed
+    assert 0.0 <= summary["heldout_pass1_warm"] <= 1.0 and 0.0 <= summary["heldout_pass1_rl"] <= 1.0
+    assert summary["wall_s"] > 0 and summary["peak_rss_mb"] > 50
+    for name in ("reward_curve.png", "demos.jsonl", "sft_metrics.jsonl", "warm_model/config.json",
+                 "eval/step_000000.json", "eval/step_000001.json", "checkpoints/latest", "config.yaml"):
+        assert (out / name).exists(), name
+    steps = [r for r in read_metrics(out / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in steps] == [1]
+
+
+def test_bad_override_is_reported_with_the_allowed_keys(tmp_path, capsys) -> None:
+    assert main(["train", "--output", str(tmp_path), "optimizer.lrr=1"]) == 2
+    err = capsys.readouterr().err
+    assert "optimizer.lrr" in err and "Did you mean 'lr'" in err
