@@ -175,3 +175,20 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(tmp_path) -> None:
     for k, v in single.model.state_dict().items():
         torch.testing.assert_close(r0["params"][k], v, atol=1e-5, rtol=1e-4)
     assert math.isfinite(sum(float(g.abs().sum()) for g in r0["grads"].values()))
+
+
+def test_registry_loss_through_the_learner_is_microbatch_invariant() -> None:
+    """GPPO + SFT-on-positives + entropy bonus, as the trainer uses them: 1 x N == N x 1."""
+    from toolgym.trainers.learner import policy_loss_fn
+    from toolgym.trainers.loss_config import LossConfig
+
+    loss_fn = policy_loss_fn(LossConfig(name="gppo", sft_coef=0.1, entropy_coef=0.01))
+    grads = []
+    for budget in (100_000, 1):
+        learner = Learner(_tiny_model(), OptimizerConfig(lr=1e-3, micro_batch_tokens=budget), loss_fn,
+                          total_steps=1, entropy="grad")
+        metrics = learner.update(_samples())
+        assert metrics["loss/sft"] > 0 and metrics["loss/entropy"] > 0
+        grads.append(_grads(learner.model))
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-4)
