@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.trainers.config import TrainConfig
-from toolgym.trainers.metrics import Progress, episode_metrics, peak_rss_mb
+from toolgym.trainers.metrics import Progress, episode_metrics, peak_rss_mb, unit_potentials
 from toolgym.trainers.pool import make_pool
 from toolgym.trainers.runstate import RunState, eval_task_ids
 from toolgym.trainers.stages import build_samples, group_episodes, outcomes
@@ -92,6 +92,7 @@ def train_step(run: RunState) -> dict[str, Any]:
     run.step = step
     return {
         **episode_metrics(all_episodes, rollout_s), **learned, **run.curriculum.describe(),
+        "curriculum/unit_potentials": unit_potentials(run.curriculum),
         "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
         "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
         "time/rollout_s": rollout_s, "time/learner_s": t_sync - t_learn,

@@ -52,8 +52,8 @@ METRICS: dict[str, str] = {
     "actor/entropy_coef": "adaptive entropy coefficient in use (0 when off)",
     "curriculum/stage": "curriculum stage (potential scheduler: 1..S)",
     "curriculum/active_units": "units the scheduler is currently drawing from",
-    "curriculum/unit_potentials": "list: improvement potential 4p(1-p) of each active unit (report: "
-                                  "distribution per stage)",
+    "curriculum/unit_potentials": "list: improvement potential 4p(1-p) of each measured active unit "
+                                  "(report: distribution per stage)",
     "eval/pass@1": "held-out pass@1 over all evaluated tasks (also eval/pass@k for each k)",
     "faults/worker_restarts": "rollout actors restarted after dying (cumulative)",
     "faults/retried_requests": "task requests re-submitted after an actor died (cumulative)",
@@ -176,3 +176,10 @@ def rollout_time_split(episodes: Sequence[Any], rollout_s: float) -> dict[str, f
     all live episodes, so the longest-lived episode's `generate_s` is the generation wall time."""
     gen = min(rollout_s, max((float(e.timings.get("generate_s", 0.0)) for e in episodes), default=0.0))
     return {"time/generation_s": gen, "time/sandbox_s": max(0.0, rollout_s - gen)}
+
+
+def unit_potentials(scheduler: Any) -> list[float]:
+    """4p(1-p) of the scheduler's active units that have a success estimate (rounded, for the log)."""
+    pots = scheduler.potentials()  # [U], NaN = not measured yet
+    values = (float(pots[scheduler.units.position[u]]) for u in scheduler.active_units())
+    return [round(v, 4) for v in values if math.isfinite(v)]
