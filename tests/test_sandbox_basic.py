@@ -227,3 +227,32 @@ def test_a_dead_zygote_is_restarted_and_its_sessions_report_lost_state():
         assert session.run("'back'").stdout == "'back'\n"
     finally:
         backend.close()
+
+
+def test_session_close_works_with_descriptor_numbers_above_1024() -> None:
+    """Regression: waiting on a session's pidfd used select(), which fails for fds >= 1024."""
+    import os
+    import resource
+
+    from toolgym.envs.sandbox import make_sandbox
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("the open-file limit is too low to reach descriptor 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = []
+    try:
+        while len(fillers) < 1030 and (not fillers or fillers[-1] < 1030):
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        backend = make_sandbox("local", isolation="none")
+        try:
+            session = backend.new_session()
+            assert session.run("print(6 * 7)").stdout.strip() == "42"
+            session.close()
+            assert not session.alive
+        finally:
+            backend.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -352,8 +352,11 @@ def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
 
 
 def _exited(pidfd: int, timeout: float = 0.0) -> bool:
-    readable, _, _ = select.select([pidfd], [], [], timeout)
-    return bool(readable)
+    # poll(), not select(): select() fails for descriptor numbers >= 1024 (FD_SETSIZE), which a
+    # busy host reaches with many sessions open or waiting to be closed.
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000.0))
 
 
 def _cleanup(proc: subprocess.Popen, root: str, cgroup: PidsCgroup | None) -> None:
