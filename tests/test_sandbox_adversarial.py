@@ -10,6 +10,7 @@ import os
 import resource
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from toolgym.envs.sandbox import SessionPool, make_sandbox
@@ -313,3 +314,21 @@ def test_thousand_sessions_leave_nothing_behind(backend):
     if backend._cgroup is not None:
         backend._cgroup.remove(wait=5.0)
         assert not [d for d in os.listdir(backend._cgroup.base) if d.startswith("g")]
+
+
+@pytest.mark.bwrap
+def test_bwrap_sandbox_works_from_a_venv_under_tmp(tmp_path: Path) -> None:
+    """Regression: /tmp is masked inside the sandbox, so a venv living there (a fresh clone's CI, a
+    scratch venv) must be bound back or the zygote's interpreter cannot start."""
+    import subprocess
+    import venv
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=True).create(env_dir)
+    code = ("from toolgym.envs.sandbox import make_sandbox\n"
+            "backend = make_sandbox('local', isolation='bwrap')\n"
+            "s = backend.new_session(); print(s.run('print(6 * 7)').stdout.strip()); backend.close()\n")
+    out = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "42"

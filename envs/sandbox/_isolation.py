@@ -107,13 +107,13 @@ def bwrap_command(root: str) -> list[str]:
         "--bind",
         "/proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",
     ]
-    for hidden in _hidden_dirs():
-        cmd += ["--tmpfs", hidden]
+    # /tmp and the home directories are replaced by empty tmpfs; the Python installation (a venv may
+    # live in either, e.g. /tmp/venv or ~/.venv) and toolgym's own sandbox code are bound back read-only.
+    for masked in ["/tmp", *_hidden_dirs()]:
+        cmd += ["--tmpfs", masked]
         for needed in _needed_paths():
-            if needed == hidden or needed.startswith(hidden + os.sep):
+            if needed == masked or needed.startswith(masked + os.sep):
                 cmd += ["--ro-bind", needed, needed]
     cmd += ["--bind", root, root, "--remount-ro", "/tmp"]
     for hidden in _hidden_dirs():
@@ -129,7 +129,8 @@ def _hidden_dirs() -> list[str]:
 
 
 def _needed_paths() -> list[str]:
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__))}
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__)),
+             os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     return sorted(os.path.realpath(p) for p in paths)
 
