@@ -13,9 +13,10 @@ from toolgym.trainers.quickstart import SUMMARY_KEYS
 
 from toolgym.cli import main
 
-SMALL = ["run.steps=1", "sft.steps=3", "sft.demos=4", "sft.batch_size=4", "rollout.prompts_per_step=2",
-         "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2", "sampling.max_new_tokens=12",
-         "model.tiny={hidden_size: 64, intermediate_size: 128, num_layers: 2}", "run.progress=false"]
+SMALL = ["run.steps=1", "sft.steps=3", "sft.guess_steps=2", "sft.demos=5", "sft.batch_size=4",
+         "rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2",
+         "sampling.max_new_tokens=12", "model.tiny={hidden_size: 64, intermediate_size: 128, num_layers: 2}",
+         "run.progress=false"]
 
 
 def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(tmp_path, capsys) -> None:
@@ -32,9 +33,40 @@ def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(
         assert (out / name).exists(), name
     steps = [r for r in read_metrics(out / "metrics.jsonl") if "reward/mean" in r]
     assert [r["step"] for r in steps] == [1]
+    # the recipe's guess_fraction 0.6: 3 of 5 demos guess; SFT = 3 steps on tool demos + 2 on the mix
+    assert summary["warm_start_guess_demos"] == 3 and 3 < summary["warm_start_demos"] <= 5
+    assert [r["step"] for r in read_metrics(out / "sft_metrics.jsonl")] == [1, 2, 3, 4, 5]
 
 
 def test_bad_override_is_reported_with_the_allowed_keys(tmp_path, capsys) -> None:
     assert main(["train", "--output", str(tmp_path), "optimizer.lrr=1"]) == 2
     err = capsys.readouterr().err
     assert "optimizer.lrr" in err and "Did you mean 'lr'" in err
+
+
+def test_guess_fraction_mixes_in_tool_free_demos_that_the_environment_scores_wrong(tmp_path) -> None:
+    from toolgym.agents.tiny import build_tiny_model
+    from toolgym.trainers.config import load_config
+    from toolgym.trainers.quickstart import make_demos
+
+    model_dir = tmp_path / "tiny"
+    build_tiny_model(model_dir, hidden_size=32, intermediate_size=64, num_layers=1)
+    cfg = load_config("quickstart")
+    demos = make_demos(str(model_dir), cfg, count=10, start=50, guess_fraction=0.6)
+    guesses = [e for e in demos if e.tool_calls == 0]
+    taught = [e for e in demos if e.tool_calls > 0]
+    assert len(guesses) == 6 and len(taught) == 4
+    assert all(e.finish_reason == "answered" and e.score == 0.0 and not e.success and e.turns == 1
+               for e in guesses)
+    assert all(e.success and e.score == 1.0 for e in taught)
+    assert sorted(e.index for e in demos) == list(range(50, 60))
+    again = make_demos(str(model_dir), cfg, count=10, start=50, guess_fraction=0.6)
+    assert sorted(e.index for e in again if e.tool_calls == 0) == sorted(e.index for e in guesses)
+
+
+def test_guess_fraction_is_validated() -> None:
+    import pytest
+    from toolgym.trainers.config import load_config
+
+    with pytest.raises(ValueError, match="guess_fraction"):
+        load_config("quickstart", ["sft.guess_fraction=1.5"])

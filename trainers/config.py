@@ -168,6 +168,17 @@ class SFTConfig:
     lr: float = 1e-3
     warmup_steps: int = 5
     only_success: bool = True  # train on successful episodes only
+    # quickstart only (a deliberately imperfect warm start, see toolgym.trainers.quickstart): this
+    # share of the demos answers at once with a wrong guess, without the tool; after `steps` on the
+    # tool demos, `guess_steps` more steps train on the mix
+    guess_fraction: float = 0.0
+    guess_steps: int = 200
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.guess_fraction < 1.0,
+               f"sft.guess_fraction must lie in [0, 1) (the share of tool-free guessing demos), "
+               f"got {self.guess_fraction}")
+        _check(self.guess_steps >= 0, f"sft.guess_steps must be >= 0, got {self.guess_steps}")
 
 
 @dataclass
