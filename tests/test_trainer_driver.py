@@ -96,8 +96,9 @@ def test_no_ray_gives_the_same_first_update_as_ray(ray_run: Path, tmp_path: Path
     fit(tiny_config("run.steps=1", "run.ray=off", "eval.problems=0"), tmp_path)
     assert_same_weights(weights(ray_run / "checkpoints" / "step_000001"),
                         weights(tmp_path / "checkpoints" / "step_000001"))
-    ray_first = read_metrics(ray_run / "metrics.jsonl")[0]
-    local_first = read_metrics(tmp_path / "metrics.jsonl")[0]
+    # the first *training* record (the Ray run also logs an evaluation record before training)
+    ray_first = next(r for r in read_metrics(ray_run / "metrics.jsonl") if "rollout/episodes" in r)
+    local_first = next(r for r in read_metrics(tmp_path / "metrics.jsonl") if "rollout/episodes" in r)
     for key in ("reward/mean", "rollout/tokens", "episode/response_tokens", "loss/policy"):
         assert ray_first[key] == pytest.approx(local_first[key], abs=1e-6), key
 
