@@ -44,7 +44,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--work", default="runs/gppo_vs_clip")
     p.add_argument("--out", default="benchmarks/results/gppo_vs_clip.json")
+    p.add_argument("--one", default=None, metavar="ARM:SEED", help=argparse.SUPPRESS)  # internal: one run
     return p.parse_args(argv)
+
+
+def run_in_subprocess(model: str, arm: str, seed: int, a: argparse.Namespace,
+                      run_dir: Path) -> dict[str, Any]:
+    """Each run in a fresh process: equal conditions, and no state (threads, file descriptors, caches)
+    carried from one arm to the next."""
+    import subprocess
+
+    args = [sys.executable, __file__, "--one", f"{arm}:{seed}", "--model", model, "--work", str(a.work),
+            "--steps", str(a.steps), "--prompts", str(a.prompts), "--group", str(a.group),
+            "--eval-every", str(a.eval_every), "--eval-problems", str(a.eval_problems)]
+    with (run_dir.parent / f"{run_dir.name}.log").open("w") as log:
+        subprocess.run(args, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return json.loads((run_dir / "result.json").read_text())
 
 
 def run_arm(model: str, arm: str, seed: int, a: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
@@ -108,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     from toolgym.trainers.recipes import load_recipe
 
     work = Path(a.work)
+    if a.one:  # internal: one run, result written beside its run directory
+        arm, seed = a.one.split(":")
+        run_dir = work / f"{arm}_seed{seed}"
+        result = run_arm(a.model, arm, int(seed), a, run_dir)
+        (run_dir / "result.json").write_text(json.dumps(result))
+        return 0
+    work.mkdir(parents=True, exist_ok=True)
     model = a.model
     if model is None:  # the quickstart's own warm start (teacher demos + SFT), shared by every run
         model, figures = warm_start(load_recipe("quickstart"), work / "warm", progress=False)
@@ -115,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[str, Any]] = {}
     for arm in a.arms.split(","):
         for seed in (int(s) for s in a.seeds.split(",")):
-            result = run_arm(model, arm, seed, a, work / f"{arm}_seed{seed}")
+            result = run_in_subprocess(model, arm, seed, a, work / f"{arm}_seed{seed}")
             runs.setdefault(arm, {})[str(seed)] = result
             print(f"{arm} seed {seed}: pass@1 {result['pass1']} ({result['wall_s']:.0f} s)", flush=True)
     table = summarise(runs)
