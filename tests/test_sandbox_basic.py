@@ -256,3 +256,21 @@ def test_session_close_works_with_descriptor_numbers_above_1024() -> None:
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_pool_bounds_the_sessions_waiting_to_be_closed() -> None:
+    """Releasing sessions faster than the closer thread can close them must not pile up descriptors
+    and processes without bound (seen on a loaded host: over 1,000 open pidfds after 400 episodes)."""
+    from toolgym.envs.sandbox import SessionPool, make_sandbox
+    from toolgym.envs.sandbox.pool import MAX_CLOSE_BACKLOG
+
+    with SessionPool(make_sandbox("local", isolation="none"), size=0, own_backend=True) as pool:
+        sessions = [pool.acquire() for _ in range(MAX_CLOSE_BACKLOG + 24)]
+        for session in sessions:
+            pool.release(session)
+            assert pool.pending_close <= MAX_CLOSE_BACKLOG
+        deadline = time.monotonic() + 30
+        while pool.pending_close and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.pending_close == 0
+        assert not any(s.alive for s in sessions[-10:])

@@ -17,6 +17,9 @@ from contextlib import contextmanager
 
 from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
 
+# Released sessions waiting for the background closer; past this, release() closes synchronously.
+MAX_CLOSE_BACKLOG = 32
+
 
 class SessionPool:
     """Keeps `size` warm sessions of `backend`; `acquire()`/`release()` from any thread."""
@@ -60,12 +63,21 @@ class SessionPool:
     def release(self, session: Session) -> None:
         """Give a session back; it is closed (its state belongs to one episode) and replaced."""
         with self._cond:
-            if self._closed:
-                session.close()
+            backlog_full = len(self._to_close) >= MAX_CLOSE_BACKLOG
+            if not (self._closed or backlog_full):
+                self._to_close.append(session)
+                self._ensure_worker()
+                self._cond.notify_all()
                 return
-            self._to_close.append(session)
-            self._ensure_worker()
-            self._cond.notify_all()
+        # Closed pool, or the closer thread is behind (a busy host): close here, so that the sessions
+        # waiting to be closed (each holding descriptors and processes) stay bounded.
+        session.close()
+
+    @property
+    def pending_close(self) -> int:
+        """Released sessions not closed yet (bounded by MAX_CLOSE_BACKLOG)."""
+        with self._cond:
+            return len(self._to_close)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
