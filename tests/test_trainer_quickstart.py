@@ -60,8 +60,7 @@ def test_guess_fraction_mixes_in_tool_free_demos_that_the_environment_scores_wro
                for e in guesses)
     assert all(e.success and e.score == 1.0 for e in taught)
     assert sorted(e.index for e in demos) == list(range(50, 60))
-    again = make_demos(str(model_dir), cfg, count=10, start=50, guess_fraction=0.6)
-    assert sorted(e.index for e in again if e.tool_calls == 0) == sorted(e.index for e in guesses)
+    assert sorted(e.index for e in guesses) == list(range(54, 60))  # the last ones: RL trains on the first
 
 
 def test_guess_fraction_is_validated() -> None:

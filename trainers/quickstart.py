@@ -66,9 +66,10 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
                guess_fraction: float = 0.0) -> list[Any]:
     """Warm-start episodes on train instances start..start+count-1 of every training task.
 
-    A `guess_fraction` share of the instances of each task (chosen with `cfg.run.seed`) gets a
-    tool-free guessing episode, kept although it fails; the rest get the teacher's solved episodes
-    (reference program through the tool, then its output as the answer). Every demo is a real
+    The last `guess_fraction` share of the instances of each task gets a tool-free guessing episode,
+    kept although it fails; the first ones get the teacher's solved episodes (reference program
+    through the tool, then its output as the answer), so the RL curriculum's instances 0..k-1 are
+    ones the warm start showed solved with the tool. Every demo is a real
     Episode made by the rollout code, scored by the environment.
     """
     from toolgym.agents.rollout import RolloutRunner
@@ -78,12 +79,11 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    rng = random.Random(cfg.run.seed)
     requests, guess = [], set()
+    first_guess = start + count - round(guess_fraction * count)
     for task in train_task_ids(cfg):
-        indices = list(range(start, start + count))
-        requests += [TaskRequest(task, i, "train") for i in indices]
-        guess |= {(task, i) for i in rng.sample(indices, round(guess_fraction * count))}
+        requests += [TaskRequest(task, i, "train") for i in range(start, start + count)]
+        guess |= {(task, i) for i in range(first_guess, start + count)}
     episodes = []
     teacher = GuessingTeacher(tokenizer, guess, seed=cfg.run.seed)
     with RolloutRunner(teacher, tokenizer, env_kwargs=env_kwargs(cfg), max_inflight=32) as runner:
