@@ -16,7 +16,7 @@ from toolgym.cli import main
 SMALL = ["run.steps=1", "sft.steps=3", "sft.guess_steps=2", "sft.demos=5", "sft.batch_size=4",
          "rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2",
          "sampling.max_new_tokens=12", "model.tiny={hidden_size: 64, intermediate_size: 128, num_layers: 2}",
-         "run.progress=false"]
+         "run.progress=false", "sft.guess_fraction=0.6"]
 
 
 def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(tmp_path, capsys) -> None:
@@ -33,7 +33,7 @@ def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(
         assert (out / name).exists(), name
     steps = [r for r in read_metrics(out / "metrics.jsonl") if "reward/mean" in r]
     assert [r["step"] for r in steps] == [1]
-    # the recipe's guess_fraction 0.6: 3 of 5 demos guess; SFT = 3 steps on tool demos + 2 on the mix
+    # guess_fraction 0.6: 3 of 5 demos guess; SFT = 3 steps on tool demos + 2 on the mix
     assert summary["warm_start_guess_demos"] == 3 and 3 < summary["warm_start_demos"] <= 5
     assert [r["step"] for r in read_metrics(out / "sft_metrics.jsonl")] == [1, 2, 3, 4, 5]
 
