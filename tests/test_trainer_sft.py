@@ -6,12 +6,12 @@ import json
 import re
 
 import pytest
-from transformers import AutoModelForCausalLM
-
 from toolgym.agents.episode import Episode, read_jsonl
 from toolgym.agents.tiny import cached_tiny_model
-from toolgym.cli import main
 from toolgym.trainers.sft import mean_nll, sft_samples
+from transformers import AutoModelForCausalLM
+
+from toolgym.cli import main
 
 
 @pytest.fixture(scope="module")

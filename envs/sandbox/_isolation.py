@@ -13,6 +13,8 @@ import sys
 import time
 
 ISOLATION_MODES = ("auto", "bwrap", "none")
+# The host file system read-only, a minimal /dev, and /proc (each session group mounts its own).
+_HOST_MOUNTS = ("--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc")
 
 
 # What the zygote does for every session group (see _zygote.py), in miniature: a nested user, mount
@@ -46,14 +48,7 @@ def bwrap_problem() -> str | None:
         return "bubblewrap is not installed (apt-get install -y bubblewrap)"
     probe = [
         exe,
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--bind",
-        "/proc",
-        "/proc",
+        *_HOST_MOUNTS,
         "--unshare-user",
         "--unshare-net",
         "--unshare-ipc",
@@ -99,14 +94,7 @@ def bwrap_command(root: str) -> list[str]:
         "--unshare-cgroup-try",
         "--hostname",
         "sandbox",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--bind",
-        "/proc",
-        "/proc",
+        *_HOST_MOUNTS,
     ]
     # /tmp and the home directories are replaced by empty tmpfs; the Python installation (a venv may
     # live in either, e.g. /tmp/venv or ~/.venv) and toolgym's own sandbox code are bound back read-only.
