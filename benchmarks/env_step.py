@@ -14,12 +14,11 @@ episodes_per_s: complete episodes (reset, one code turn running the instance's r
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
 from toolgym.envs.config import EnvConfig
 from toolgym.envs.env import ToolEnv
 from toolgym.envs.sandbox.base import ExecResult
@@ -143,10 +142,7 @@ def main() -> None:
     for key, value in results.items():
         shown = f"{value:12.1f}" if isinstance(value, float) else f"{value!s:>12}"
         print(f"{key:<28} {shown}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(results, args.out)
 
 
 if __name__ == "__main__":

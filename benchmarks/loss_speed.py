@@ -15,12 +15,11 @@ JSON keys: `<loss>_ratio` (median time / ppo_clip's median time) per loss, `max_
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
 from toolgym.trainers import LossConfig, LossInputs, get_loss, list_losses
 
 BUILTIN = ["ppo_clip", "gppo", "cispo", "gspo"]
@@ -80,9 +79,7 @@ def main() -> int:
     result.update(rows=args.rows, tokens=args.tokens, threads=args.threads, rounds=args.rounds,
                   torch=torch.__version__)
     print(f"max_ratio_vs_ppo_clip = {result['max_ratio_vs_ppo_clip']:.2f} (target <= 1.5)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)
     return 0
 
 

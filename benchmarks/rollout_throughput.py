@@ -15,9 +15,9 @@ JSON keys: `inflight_speedup` (in-flight episodes/s over sequential), `episodes_
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
+
+from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
 
 
 def _run(engine, tokenizer, requests, sampling, max_inflight: int, max_turns: int) -> dict[str, float]:
@@ -76,10 +76,7 @@ def main() -> None:
         print(f"| {name} | {m['episodes_per_s']:.2f} | {m['tokens_per_s']:.0f} | {m['seconds']:.1f} | "
               f"{m['episodes']} | {m['generated_tokens']} |")
     print(f"\ninflight_speedup = {result['inflight_speedup']:.1f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":
