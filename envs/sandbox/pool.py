@@ -30,6 +30,7 @@ class SessionPool:
         self.backend, self.size, self._own_backend = backend, size, own_backend
         self._ready: collections.deque[Session] = collections.deque()
         self._to_close: list[Session] = []
+        self._closing = 0  # sessions the closer thread has taken and not finished closing
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
         self._closer: threading.Thread | None = None
@@ -63,7 +64,7 @@ class SessionPool:
     def release(self, session: Session) -> None:
         """Give a session back; it is closed (its state belongs to one episode) and replaced."""
         with self._cond:
-            backlog_full = len(self._to_close) >= MAX_CLOSE_BACKLOG
+            backlog_full = len(self._to_close) + self._closing >= MAX_CLOSE_BACKLOG
             if not (self._closed or backlog_full):
                 self._to_close.append(session)
                 self._ensure_worker()
@@ -75,9 +76,9 @@ class SessionPool:
 
     @property
     def pending_close(self) -> int:
-        """Released sessions not closed yet (bounded by MAX_CLOSE_BACKLOG)."""
+        """Released sessions not closed yet, queued or being closed (bounded by MAX_CLOSE_BACKLOG)."""
         with self._cond:
-            return len(self._to_close)
+            return len(self._to_close) + self._closing
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -151,8 +152,13 @@ class SessionPool:
                 if self._closed:
                     return
                 to_close, self._to_close = self._to_close, []
+                self._closing = len(to_close)
             for session in to_close:
-                session.close()
+                try:
+                    session.close()
+                finally:
+                    with self._cond:
+                        self._closing -= 1
 
     def _add_one(self) -> None:
         try:
