@@ -23,6 +23,13 @@ first stages fall back to unit order.
 `sequence` (AceReason-Nemotron's math-then-code RL, and the 8k -> 16k -> 32k response-length stages
 of AceReason, Skywork-OR1 and DeepCoder): a fixed list of stages, each with its own units, a number
 of steps and an optional max response length that the trainer reads from `max_response_length`.
+With `drop_solved=True` (Skywork-OR1 and AceReason drop the prompts the policy already solves at
+each stage start), a unit whose pass rate over the finished stage's training attempts is at least
+`drop_solved_rate` (default 1.0: solved on every attempt, the papers' setting) is excluded from all
+later stages; a unit not tried in that stage keeps its place. The counts are raw, per stage (a
+`SuccessStats` reset at each stage start), not the recency-weighted estimate. A stage never falls
+below `min_active` units: dropped units of that stage come back, in unit order, to fill it. Use
+`unit: instance` for per-prompt dropping; with family units a whole family goes once it is solved.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import numpy as np
 from toolgym.curriculum.base import Scheduler
 from toolgym.curriculum.registry import register_scheduler
 from toolgym.curriculum.sampling import EpochSampler, Plateau, spread
+from toolgym.curriculum.stats import SuccessStats
 from toolgym.envs.types import Outcome
 
 WEIGHTINGS = ("uniform", "potential")
@@ -184,10 +192,12 @@ class Stage:
 
 @register_scheduler("sequence")
 class SequenceScheduler(_StagedScheduler):
-    """Fixed stages in order, each with its units, step budget and max response length."""
+    """Fixed stages in order, each with its units, step budget and max response length; optionally
+    drops the units solved in a stage from the stages after it (`drop_solved`)."""
 
     def __init__(self, units: Sequence[str], *, stages: Sequence[Stage | Mapping[str, Any]],
-                 plateau_window: int | None = None, plateau_tol: float = 0.01, **common: Any) -> None:
+                 plateau_window: int | None = None, plateau_tol: float = 0.01, drop_solved: bool = False,
+                 drop_solved_rate: float = 1.0, min_active: int = 1, **common: Any) -> None:
         super().__init__(units, plateau_window=plateau_window, plateau_tol=plateau_tol, **common)
         self.stages = [_as_stage(s, i) for i, s in enumerate(_check_stage_list(stages))]
         self.stage_unit_lists = [_dedupe([m for e in s.units for m in self.units.resolve(e)])
@@ -196,7 +206,12 @@ class SequenceScheduler(_StagedScheduler):
             if stage.steps is None and plateau_window is None:
                 raise ValueError(f"stage {i} ({stage.name or 'unnamed'}) has no `steps` and plateau_window "
                                  "is None: it would never end; give it steps or set plateau_window")
+        self.drop_solved = _check_drop_options(drop_solved, drop_solved_rate, min_active)
+        self.drop_solved_rate = float(drop_solved_rate)
+        self.min_active = int(min_active)
         self.sampler = EpochSampler()
+        self.stage_stats = SuccessStats(self.units.names)  # raw counts of the current stage's attempts
+        self.dropped: list[str] = []  # units excluded from later stages, in the order they were dropped
 
     @property
     def num_stages(self) -> int:
@@ -210,20 +225,69 @@ class SequenceScheduler(_StagedScheduler):
         return self.stages[self.stage].steps
 
     def active_units(self) -> list[str]:
-        return list(self.stage_unit_lists[self.stage])
+        gone = set(self.dropped)
+        return [u for u in self.stage_unit_lists[self.stage] if u not in gone]
+
+    def solved_in_stage(self) -> list[str]:
+        """Units (unit order) tried in the current stage with pass rate >= drop_solved_rate."""
+        attempts, successes = self.stage_stats.attempts, self.stage_stats.successes  # [U], [U]
+        hit = (attempts > 0) & (successes >= self.drop_solved_rate * attempts - 1e-9)
+        return [u for u, h in zip(self.units.names, hit, strict=True) if h]
+
+    def _after_update(self, mapped: list[tuple[str, Outcome]]) -> None:
+        self.stage_stats.record_many((u, o.success, o.reward) for u, o in mapped)
+        super()._after_update(mapped)  # may advance: _enter_stage reads this stage's counts first
 
     def _enter_stage(self) -> None:
         self.sampler = EpochSampler()
+        if self.drop_solved:
+            gone = set(self.dropped)
+            newly = [u for u in self.solved_in_stage() if u not in gone]
+            self.dropped += newly
+            restored = self._keep_min_active()
+            self.advances[-1].update({"dropped": len(newly), "restored": restored})
+        self.stage_stats = SuccessStats(self.units.names)
+
+    def _keep_min_active(self) -> int:
+        """Bring dropped units of the new stage back (unit order) until it has min_active; how many."""
+        members = self.stage_unit_lists[self.stage]
+        missing = min(self.min_active, len(members)) - len(self.active_units())
+        if missing <= 0:
+            return 0
+        gone = set(self.dropped)
+        back = set([u for u in members if u in gone][:missing])
+        self.dropped = [u for u in self.dropped if u not in back]
+        return len(back)
 
     def _draw(self, n: int, rng: np.random.Generator) -> list[str]:
-        return self.sampler.take(self.stage_unit_lists[self.stage], n, rng)
+        return self.sampler.take(self.active_units(), n, rng)
+
+    def _describe_extra(self) -> dict[str, Any]:
+        return {**super()._describe_extra(), "curriculum/units_dropped": len(self.dropped)}
 
     def _extra_state(self) -> dict[str, Any]:
-        return {**super()._extra_state(), "sampler": self.sampler.state_dict()}
+        return {**super()._extra_state(), "sampler": self.sampler.state_dict(), "dropped": list(self.dropped),
+                "stage_stats": self.stage_stats.state_dict()}
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         super()._load_extra_state(state)
         self.sampler.load_state_dict(state["sampler"])
+        # states saved before solved-prompt dropping existed have neither key: nothing dropped yet
+        self.dropped = list(state.get("dropped", []))
+        self.stage_stats = SuccessStats(self.units.names)
+        if state.get("stage_stats") is not None:
+            self.stage_stats.load_state_dict(state["stage_stats"])
+
+
+def _check_drop_options(drop_solved: bool, rate: float, min_active: int) -> bool:
+    if not isinstance(drop_solved, bool):
+        raise ValueError(f"drop_solved must be true or false, got {drop_solved!r}")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 < rate <= 1.0:
+        raise ValueError(f"drop_solved_rate must lie in (0, 1] (1.0 = solved on every attempt of the "
+                         f"stage), got {rate!r}")
+    if isinstance(min_active, bool) or not isinstance(min_active, int) or min_active < 1:
+        raise ValueError(f"min_active must be an integer >= 1, got {min_active!r}")
+    return drop_solved
 
 
 def _check_fractions(stages: int, fractions: Sequence[float] | None) -> list[float]:
