@@ -30,6 +30,8 @@ later stages; a unit not tried in that stage keeps its place. The counts are raw
 `SuccessStats` reset at each stage start), not the recency-weighted estimate. A stage never falls
 below `min_active` units: dropped units of that stage come back, in unit order, to fill it. Use
 `unit: instance` for per-prompt dropping; with family units a whole family goes once it is solved.
+`describe()` reports `curriculum/units_dropped` (units excluded now); `advances` entries record how
+many units each boundary dropped (`dropped`) and brought back (`restored`).
 """
 
 from __future__ import annotations

@@ -146,3 +146,15 @@ def test_a_state_saved_before_dropping_existed_loads() -> None:
 def test_bad_drop_options_say_what_is_allowed(cfg: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build(**cfg)
+
+
+@pytest.mark.parametrize("name", ["skywork-or1", "acereason"])
+def test_the_recipes_that_publish_it_turn_it_on(name: str) -> None:
+    from toolgym.trainers.recipes import load_recipe, train_task_ids
+
+    for tiny in (False, True):
+        cfg = load_recipe(name, tiny=tiny)
+        s = make_scheduler(cfg.curriculum.scheduler, train_task_ids(cfg), **cfg.curriculum.options)
+        assert isinstance(s, SequenceScheduler)
+        assert s.drop_solved and s.drop_solved_rate == 1.0
+        assert all("#" in u for u in s.units.names)  # instance units: single prompts are dropped
