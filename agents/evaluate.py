@@ -79,15 +79,18 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
              split: str = "heldout", n: int = 8, ks: Sequence[int] = (1, 4, 8), num_problems: int = 20,
              sampling: SamplingParams | None = None, env_kwargs: dict[str, Any] | None = None,
              sandbox: Any = None, progress: bool = True, max_inflight: int = 256,
-             keep_episodes: bool = False) -> dict[str, Any]:
+             keep_episodes: bool = False,
+             task_kwargs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Roll out `n` samples of the first `num_problems` instances of each task's `split`; return
-    {"config", "overall", "per_task"} (and "episodes" when `keep_episodes`)."""
+    {"config", "overall", "per_task"} (and "episodes" when `keep_episodes`). `task_kwargs`: task id ->
+    extra `make` kwargs for that task only (family options, e.g. {"toolgym/code-v0": {"reward": "hard"}})."""
     task_ids = resolve_tasks(tasks, split)
     ks = sorted({k for k in ks if 1 <= k <= n}) or [1]
     requests = [TaskRequest(t, i, split) for t in task_ids for i in range(_count(t, split, num_problems))]
     bar = _progress(len(requests) * n, progress)
     runner = RolloutRunner(policy, tokenizer, group_size=n, sampling=sampling, env_kwargs=env_kwargs,
-                           sandbox=sandbox, max_inflight=max_inflight, on_episode=bar.update_episode)
+                           sandbox=sandbox, max_inflight=max_inflight, on_episode=bar.update_episode,
+                           task_kwargs=task_kwargs)
     try:
         episodes = runner.run(requests)
     finally:

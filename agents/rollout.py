@@ -89,7 +89,8 @@ class RolloutRunner:
                  sandbox: Any = None, max_inflight: int = 256, max_workers: int = 16,
                  max_context: int | None = None, batch_fraction: float = 0.9, max_wait_s: float | None = None,
                  keep_messages: bool = False, on_rewrite: str = "fallback",
-                 on_episode: Callable[[Episode], None] | None = None) -> None:
+                 on_episode: Callable[[Episode], None] | None = None,
+                 task_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if group_size < 1 or max_inflight < 1:
             raise ValueError(f"group_size and max_inflight must be >= 1, got {group_size}, {max_inflight}")
         self.agent = as_agent(policy, tokenizer)
@@ -98,6 +99,8 @@ class RolloutRunner:
         self.group_size = group_size
         self.sampling = sampling or SamplingParams()
         self.env_kwargs = dict(env_kwargs or {})
+        # task id -> extra `make` kwargs for that task only (family options, e.g. reward="hard")
+        self.task_kwargs = {t: dict(o) for t, o in (task_kwargs or {}).items()}
         self.sandbox = sandbox
         self.max_inflight = max_inflight
         self.max_workers = max_workers
@@ -333,7 +336,7 @@ class RolloutRunner:
             idle = self._envs.setdefault((request.task_id, request.split), [])
             if idle:
                 return idle.pop()
-        kwargs = dict(self.env_kwargs)
+        kwargs = {**self.env_kwargs, **self.task_kwargs.get(request.task_id, {})}
         if self.sandbox is not None:
             kwargs["sandbox"] = self.sandbox
         return registry.make(request.task_id, split=request.split, **kwargs)

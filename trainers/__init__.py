@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["save_checkpoint", "load_checkpoint", "latest_checkpoint"],
                     "toolgym.trainers.checkpoint"),
     **dict.fromkeys(["RolloutWorker"], "toolgym.trainers.workers"),
+    **dict.fromkeys(["check_task_options"], "toolgym.trainers.task_options"),
     **dict.fromkeys(["LocalPool", "RayPool", "make_pool"], "toolgym.trainers.pool"),
     **dict.fromkeys(["run_sft", "sft_samples"], "toolgym.trainers.sft"),
     **dict.fromkeys(["run_quickstart"], "toolgym.trainers.quickstart"),

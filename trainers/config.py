@@ -198,9 +198,17 @@ class RunConfig:
     time_limit_s: float | None = None  # stop starting new steps after this long (then eval + checkpoint)
     progress: bool = True
     log: list[str] = field(default_factory=list)  # extra metric sinks: tensorboard, wandb (loggers.py)
+    # task id -> keyword arguments of its family, used wherever an environment of that task is built
+    # (training rollouts and held-out eval), e.g. {"toolgym/code-v0": {"reward": "hard"}}; checked
+    # against the run's tasks and the family's parameters by `toolgym.trainers.task_options`
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "steps must be >= 0")
+        for task_id, options in self.task_options.items():
+            _check(isinstance(options, dict) and all(isinstance(k, str) for k in options),
+                   f"task_options[{task_id!r}] must be a mapping of family keyword arguments, e.g. "
+                   f"{{reward: hard}}; got {options!r}")
 
 
 @dataclass

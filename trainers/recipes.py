@@ -32,6 +32,7 @@ from typing import Any
 
 from toolgym.trainers.config import RECIPES_DIR, ConfigError, TrainConfig
 from toolgym.trainers.configio import apply_overrides, from_dict, load_yaml
+from toolgym.trainers.task_options import check_task_options
 
 META_KEYS = ("description", "source", "device", "model", "hardware", "notes")
 DEVICES = ("cpu", "gpu")
@@ -146,7 +147,8 @@ def train_task_ids(cfg: TrainConfig) -> list[str]:
 
 def check_recipe(cfg: TrainConfig) -> None:
     """Checks beyond the dataclasses, without building a model: the task ids are registered, the
-    advantage estimator exists, and the curriculum scheduler accepts its options over those tasks.
+    advantage estimator exists, the curriculum scheduler accepts its options over those tasks, and
+    `run.task_options` names tasks of the run and options their families accept.
     Raises ConfigError naming what is wrong."""
     from toolgym.curriculum.registry import make_scheduler
     from toolgym.envs.registry import list_tasks
@@ -167,6 +169,7 @@ def check_recipe(cfg: TrainConfig) -> None:
         make_scheduler(cfg.curriculum.scheduler, tasks, **cfg.curriculum.options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"curriculum: {exc}") from exc
+    check_task_options(cfg)
 
 
 __all__ = ["RecipeInfo", "check_recipe", "describe_recipe", "list_recipes", "load_recipe", "recipe_dict",

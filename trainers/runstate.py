@@ -81,8 +81,10 @@ class RunState:
         from toolgym.curriculum.registry import make_scheduler
         from toolgym.trainers.loggers import make_loggers
         from toolgym.trainers.loss_terms import AdaptiveEntropyController
+        from toolgym.trainers.task_options import check_task_options
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        check_task_options(cfg)  # a bad family option would otherwise only show as errored episodes
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = load_checkpoint(run_dir) if resume and latest_checkpoint(run_dir) else None

@@ -9,6 +9,9 @@ in the driver's process (`run.ray: off`). `WorkerPool` hides the difference from
     pool.sync(weights)             new policy weights to every engine
     pool.evaluate(...)             held-out pass@k on worker 0
 
+Environments are built from `env_kwargs(cfg)` (shared by every task) plus, per task, the family
+options of `run.task_options` (`toolgym.trainers.task_options`), in rollouts and evaluation alike.
+
 Reproducibility: the rollout runner is used in lockstep (every model call takes all live episodes,
 a fresh runner per call), so a batch's episodes depend only on the weights, the requests and the seed.
 Faults: a worker that dies (actor process killed, out of memory) is replaced by a new actor loaded
@@ -28,6 +31,7 @@ from toolgym.agents.episode import Episode
 from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config import TrainConfig
 from toolgym.trainers.configio import from_dict
+from toolgym.trainers.task_options import task_kwargs
 
 LOCKSTEP = {"batch_fraction": 1.0, "max_wait_s": 1e6}  # every model call waits for all live episodes
 
@@ -86,7 +90,7 @@ class RolloutWorker:
             runner = RolloutRunner(self.engine, self.tokenizer, group_size=self.cfg.rollout.group_size,
                                    sampling=sampling_params(self.cfg, seed), env_kwargs=env_kwargs(self.cfg),
                                    sandbox=self.sandbox, max_context=self.cfg.sampling.max_episode_tokens,
-                                   **LOCKSTEP)
+                                   task_kwargs=task_kwargs(self.cfg), **LOCKSTEP)
             try:
                 return runner.run(list(requests))
             finally:
@@ -100,7 +104,8 @@ class RolloutWorker:
         with torch_threads(self.threads):
             return evaluate(self.engine, self.tokenizer, list(tasks), split=split, n=n, ks=ks,
                             num_problems=problems, sampling=sampling_params(self.cfg, seed, temperature),
-                            env_kwargs=env_kwargs(self.cfg), sandbox=self.sandbox, progress=False)
+                            env_kwargs=env_kwargs(self.cfg), sandbox=self.sandbox, progress=False,
+                            task_kwargs=task_kwargs(self.cfg))
 
     def update_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.engine.update_weights(state)
