@@ -1,14 +1,28 @@
 """Time per RL step: toolgym's trainer vs TRL's GRPOTrainer, side by side in one run, on the tiny model.
 
 Both trainers get the same weights (the tiny model, warm-started here on teacher demonstrations in the
-JSON tool-call format so that it actually calls the tool), the same arith prompts (our environment's
-system + user messages), the same group size, prompts per step, per-turn token budget and learning
-rate, one optimizer step per rollout batch, no KL, and rewards from the same environment. Two tasks:
+JSON tool-call format so that it actually calls the tool), the same arith prompts, the same group size,
+prompts per step, per-turn token budget and learning rate, one optimizer step per rollout batch, no KL,
+and rewards from the same environment (the arith verifier). Two tasks:
 
     single_turn   one assistant turn, no tool (max_turns 1)
     multi_turn    up to `--tool-calls` python calls then an answer; TRL runs its tool-calling mode
                   (`tools=[python]`, `max_tool_calling_iterations`), its python tool executes in the same
-                  local sandbox backend our environments use
+                  local sandbox backend our environments use and returns the same text our environment
+                  shows (`format_result`)
+
+Like for like in the multi-turn task: TRL renders the tool's JSON schema into the system message with
+its Qwen2.5 chat template and parses `<tool_call>` JSON from the reply. So the warm-started model is
+saved with that chat template, and our environment's system prompt is set to exactly what TRL renders
+(our default system prompt + TRL's tools block): the two sides' prompt token ids are identical (checked
+and stored as `prompt_ids_identical`), our JSON tool parser reads TRL's `<tool_call>` format as it is,
+and both render the tool output as the template's `<tool_response>` turn. The warm start trains on demos
+rendered both ways (plain system prompt and with TRL's tools block) so both tasks see familiar prompts.
+The evidence that a row compares like with like: tool calls and policy tokens per episode, printed and
+stored for both sides (TRL's `completions/mean_length` counts model tokens only, as ours does).
+Remaining differences: our engine stops a turn at `</tool_call>` and appends the end-of-turn token as
+prompt, TRL samples it (one policy token per tool turn); our environment adds a one-line notice after the
+last allowed call; TRL's tool runs each call in a fresh interpreter, ours in the episode's stateful one.
 
 Ours runs the driver's stages in one process (`run.ray: off`, as TRL is one process) with the
 zero-variance filter off, so every step does a learner update as TRL's does. The first `--warmup`
@@ -16,9 +30,7 @@ steps of each are not timed. Reported: mean seconds per step, ratios ours / TRL 
 `ratio_multi_turn`: < 1 means ours is faster; from the fastest timed step of each, as the machine is
 shared and other jobs slow random steps; `ratio_*_mean` from the means), the share of our step time
 in generation / sandbox / learner / sync (from our metrics.jsonl), and tokens and tool calls per
-episode on both sides (the ratio only compares like with like when those match). TRL is a
-benchmark-only dependency:
-`pip install -e ".[bench]"`.
+episode on both sides. TRL is a benchmark-only dependency: `pip install -e ".[bench]"`.
 
     python benchmarks/train_step.py [--steps 4] [--out benchmarks/results/train_step.json]
 """
@@ -59,34 +71,114 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def warm_start(out_dir: Path, steps: int, seed: int = 0, tool_format: str | None = "json") -> str:
-    """The tiny model after a short SFT on teacher demos (`tool_format`; None = the task's own), saved
-    to out_dir/sft."""
+def warm_start(out_dir: Path, steps: int, seed: int = 0) -> str:
+    """The tiny model after a short SFT on JSON-format teacher demos, saved to out_dir/sft with TRL's
+    Qwen2.5 chat template; the demos are rendered under both system prompts the benchmark uses (ours,
+    and ours + TRL's tools block), half each."""
     import torch
     from toolgym.agents.agents import TeacherAgent
     from toolgym.agents.rollout import RolloutRunner
     from toolgym.agents.tiny import build_tiny_model
     from toolgym.envs.types import TaskRequest
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.chat_template_utils import qwen2_5_chat_template
 
     base = build_tiny_model(out_dir / "base", seed=seed)
     tok = AutoTokenizer.from_pretrained(base)
+    tok.chat_template = qwen2_5_chat_template  # renders system/user/assistant as the tiny template does
     model = AutoModelForCausalLM.from_pretrained(base)
-    fmt = {"tool_format": tool_format} if tool_format else {}
-    runner = RolloutRunner(TeacherAgent(tok), tok, env_kwargs={**fmt, "max_turns": 3, "max_tool_calls": 2})
-    demos = [e for e in runner.run([TaskRequest(TASK, i, "train") for i in range(256)]) if e.success]
+    demos = []
+    for system in ({}, {"system_prompt": multi_turn_system_prompt(tok)}):
+        runner = RolloutRunner(TeacherAgent(tok), tok, env_kwargs={
+            "tool_format": "json", "max_turns": 3, "max_tool_calls": 2, **system})
+        demos += [e for e in runner.run([TaskRequest(TASK, i, "train") for i in range(256)]) if e.success]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         batch = [demos[int(i)] for i in torch.randint(len(demos), (16,), generator=gen)]
         loss = _nll(model, batch, tok.eos_token_id)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if step % 50 == 0:
+            print(f"warm start: step {step}/{steps}, loss {loss.item():.3f}", flush=True)
     model.save_pretrained(out_dir / "sft")
     tok.save_pretrained(out_dir / "sft")
     print(f"warm start: {len(demos)} teacher demos, {steps} steps, last loss {loss.item():.3f}", flush=True)
     return str(out_dir / "sft")
+
+
+def python_tool(backend: Any = None) -> Any:
+    """TRL's python tool: runs the code in a fresh session of `backend` (our local sandbox) and returns
+    the text our environment shows for the same result. Its name, signature and docstring are the JSON
+    schema TRL renders into the prompt."""
+    from toolgym.envs.config import EnvConfig
+    from toolgym.envs.feedback import format_result
+
+    config = EnvConfig()
+
+    def python(code: str) -> str:
+        """Run Python code in a fresh interpreter and return what it prints.
+
+        Args:
+            code: the Python source to run
+        """
+        session = backend.new_session()
+        try:
+            return format_result(session.run(code, timeout=config.call_timeout), config, config.call_timeout)
+        finally:
+            session.close()
+
+    return python
+
+
+def multi_turn_system_prompt(tok: Any) -> str:
+    """Our environment's system prompt template that renders exactly as TRL's prompt does: our default
+    prompt followed by the tools block TRL's Qwen2.5 template appends to the system message."""
+    from toolgym.envs.feedback import DEFAULT_SYSTEM_PROMPT
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    mark = "\x00SYSTEM\x00"
+    text = tok.apply_chat_template([{"role": "system", "content": mark}, {"role": "user", "content": "u"}],
+                                   tools=[python_tool()], chat_template=qwen2_5_chat_template, tokenize=False)
+    block = text.split(mark, 1)[1].split("<|im_end|>", 1)[0]
+    if "<tools>" not in block or "{instructions}" in block:
+        raise RuntimeError(f"unexpected TRL tools block in the system message: {block[:200]!r}")
+    return DEFAULT_SYSTEM_PROMPT + block
+
+
+def same_prompt_ids(model: str, mode: str, a: argparse.Namespace, n: int = 8) -> bool:
+    """Whether our prompt ids equal TRL's for the first `n` instances of `mode`."""
+    import toolgym.envs as E
+    from toolgym.agents.chat import ChatRenderer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    multi = mode == "multi_turn"
+    limits = {"tool_format": "json", **(MODES[mode] if not multi else
+                                        {"max_turns": 3, "max_tool_calls": a.tool_calls})}
+    ours_env = E.make(TASK, split="train", **limits,
+                      **({"system_prompt": multi_turn_system_prompt(tok)} if multi else {}))
+    trl_env = E.make(TASK, split="train", **limits)
+    renderer = ChatRenderer(tok)
+    for i in range(n):
+        ours = renderer.prompt_ids(ours_env.reset(options={"index": i})[0])
+        trl = tok.apply_chat_template(trl_env.reset(options={"index": i})[0], add_generation_prompt=True,
+                                      tools=[python_tool()] if multi else None, tokenize=True,
+                                      return_dict=False)
+        if ours != list(trl):
+            return False
+    return True
+
+
+def like_for_like(ours: dict[str, Any], trl: dict[str, Any], same_prompts: bool, tol: float = 0.2) -> bool:
+    """Same prompt ids, and tool calls and policy tokens per episode within `tol` (relative; tool calls
+    also within 0.1 absolute) on both sides: then the two step times measure the same work."""
+    def close(key: str, floor: float) -> bool:
+        x, y = ours[key], trl[key]
+        return abs(x - y) <= max(tol * max(abs(x), abs(y)), floor)
+
+    return same_prompts and close("tool_calls_per_episode", 0.1) and close("policy_tokens_per_episode", 0.0)
 
 
 def _nll(model: Any, episodes: list[Any], eos_id: int) -> Any:
@@ -126,6 +218,11 @@ def run_ours(model: str, mode: str, a: argparse.Namespace, run_dir: Path) -> dic
         "curriculum.options={}", f"sampling.max_new_tokens={a.max_new_tokens}",
         f"sampling.temperature={a.temperature}", "optimizer.lr=1e-5",
         "eval.problems=0", f"run.steps={a.warmup + a.steps}", "run.ray=off", "run.progress=false"])
+    if mode == "multi_turn":  # TRL's prompt (~500 tiny-model tokens); the per-turn cap binds, not 2048
+        from transformers import AutoTokenizer
+
+        cfg.rollout.env = {"system_prompt": multi_turn_system_prompt(AutoTokenizer.from_pretrained(model))}
+        cfg.sampling.max_episode_tokens = 2048
     fit(cfg, run_dir)
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in recs if "time/step_s" in r and r["step"] > a.warmup]
@@ -158,21 +255,13 @@ def _env_reward(mode: str, a: argparse.Namespace) -> Any:
     return reward
 
 
-def _python_tool(backend: Any) -> Any:
-    def python(code: str) -> str:
-        """Run Python code in a fresh interpreter and return what it prints.
+def _require_qwen_template(tok: Any, model: str) -> None:
+    from trl.chat_template_utils import qwen2_5_chat_template
 
-        Args:
-            code: the Python source to run
-        """
-        session = backend.new_session()
-        try:
-            result = session.run(code, timeout=10.0)
-            return (result.stdout or "") + (result.stderr or "")
-        finally:
-            session.close()
-
-    return python
+    if tok.chat_template != qwen2_5_chat_template:
+        raise SystemExit(f"--model {model}: its tokenizer does not carry TRL's Qwen2.5 chat template, so "
+                         "the two sides would not see the same prompts; warm-start it with this script (omit "
+                         "--model) and reuse the printed directory.")
 
 
 def run_trl(model: str, mode: str, a: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
@@ -182,15 +271,13 @@ def run_trl(model: str, mode: str, a: argparse.Namespace, out_dir: Path) -> dict
     from toolgym.envs.sandbox import make_sandbox
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
-    from trl.chat_template_utils import qwen2_5_chat_template
 
     multi = mode == "multi_turn"
     env = E.make(TASK, split="train", tool_format="json", **(MODES[mode] if not multi else
                  {"max_turns": 3, "max_tool_calls": a.tool_calls}))
     rows = [{"prompt": env.reset(options={"index": i})[0], "index": i} for i in range(512)]
     tok = AutoTokenizer.from_pretrained(model)
-    if multi:  # TRL parses tool calls with the response schema of a known template (Qwen2.5: <tool_call>)
-        tok.chat_template = qwen2_5_chat_template
+    _require_qwen_template(tok, model)  # TRL parses tool calls for known templates only (<tool_call>)
     times: list[float] = []
     stats: list[dict[str, float]] = []
 
@@ -212,17 +299,18 @@ def run_trl(model: str, mode: str, a: argparse.Namespace, out_dir: Path) -> dict
                      num_generations=a.group, max_completion_length=budget,
                      max_steps=a.warmup + a.steps, learning_rate=1e-5, beta=0.0, temperature=a.temperature,
                      logging_steps=1, report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True,
-                     max_tool_calling_iterations=a.tool_calls if multi else None, seed=0)
+                     max_tool_calling_iterations=a.tool_calls if multi else None, seed=0,
+                     generation_kwargs={"max_new_tokens": a.max_new_tokens} if multi else None)  # per turn
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), args=cfg,
                           reward_funcs=_env_reward(mode, a), train_dataset=Dataset.from_list(rows),
-                          processing_class=tok, tools=[_python_tool(backend)] if multi else None,
+                          processing_class=tok, tools=[python_tool(backend)] if multi else None,
                           callbacks=[Timer()])
     trainer.train()
     if backend is not None:
         backend.close()
     timed = times[a.warmup:]
     return {"step_s": statistics.mean(timed), "steps_s": timed,
-            # TRL's completion length counts tool-output tokens too (ours: policy tokens only)
+            # TRL's completions/mean_length counts model tokens only (tool_mask 1), as our rollout/tokens
             "policy_tokens_per_episode": statistics.mean(s["len"] for s in stats[a.warmup:]),
             "tool_calls_per_episode": statistics.mean(s["calls"] for s in stats[a.warmup:])}
 
@@ -237,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: ours {ours['step_s']:.2f} s/step", flush=True)
         trl = run_trl(model, mode, a, work / f"trl_{mode}")
         print(f"{mode}: TRL  {trl['step_s']:.2f} s/step", flush=True)
-        results[mode] = {"ours": ours, "trl": trl}
+        same = same_prompt_ids(model, mode, a)
+        results[mode] = {"ours": ours, "trl": trl, "prompt_ids_identical": same,
+                         "like_for_like": like_for_like(ours, trl, same)}
         # the box is shared (other jobs steal CPU at random): the fastest step of each is the least
         # disturbed estimate of what the code costs; the mean-based ratio is kept beside it
         results[f"ratio_{mode}"] = min(ours["steps_s"]) / min(trl["steps_s"])
@@ -260,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"\n{'task':<12} {'ours s/step min/mean':>20} {'TRL s/step min/mean':>20} {'ratio':>6} "
-          f"{'tok/ep ours/TRL':>16} {'tools/ep ours/TRL':>18}")
+          f"{'tok/ep ours/TRL':>16} {'tools/ep ours/TRL':>18} {'same prompt ids':>15} {'like for like':>13}")
     for mode in MODES:
         if mode not in results:
             continue
@@ -269,7 +359,8 @@ def print_table(results: dict[str, Any]) -> None:
         trl_s = f"{min(t['steps_s']):.2f}/{t['step_s']:.2f}"
         print(f"{mode:<12} {ours_s:>20} {trl_s:>20} {results[f'ratio_{mode}']:>6.2f} "
               f"{o['policy_tokens_per_episode']:>7.1f}/{t['policy_tokens_per_episode']:<8.1f} "
-              f"{o['tool_calls_per_episode']:>8.2f}/{t['tool_calls_per_episode']:<9.2f}")
+              f"{o['tool_calls_per_episode']:>8.2f}/{t['tool_calls_per_episode']:<9.2f} "
+              f"{results[mode]['prompt_ids_identical']!s:>15} {results[mode]['like_for_like']!s:>13}")
     print("our step-time shares (multi_turn): " + ", ".join(
         f"{p} {results[f'share_{p}']:.0%}" for p in ("generation", "sandbox", "learner", "sync")))
 
