@@ -22,7 +22,12 @@ The evidence that a row compares like with like: tool calls and policy tokens pe
 stored for both sides (TRL's `completions/mean_length` counts model tokens only, as ours does).
 Remaining differences: our engine stops a turn at `</tool_call>` and appends the end-of-turn token as
 prompt, TRL samples it (one policy token per tool turn); our environment adds a one-line notice after the
-last allowed call; TRL's tool runs each call in a fresh interpreter, ours in the episode's stateful one.
+last allowed call; TRL's tool runs each call in a fresh interpreter, ours in the episode's stateful one;
+and a malformed turn (neither a parsable tool call nor an answer) ends TRL's episode (its tool loop stops
+at the first turn without a tool call) while our environment replies with format feedback and the
+episode goes on up to max_turns. With a warm start that still writes malformed turns, ours therefore
+runs more turns and policy tokens per episode and `like_for_like` says False; a longer warm start
+(`--sft-steps`) narrows that (toolgym has no option yet to end an episode on a malformed turn).
 
 Ours runs the driver's stages in one process (`run.ray: off`, as TRL is one process) with the
 zero-variance filter off, so every step does a learner update as TRL's does. The first `--warmup`
