@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
                      "SFTConfig", "RunConfig", "ConfigError", "load_config"], "toolgym.trainers.config"),
     **dict.fromkeys(["Learner", "nll_loss", "policy_loss_fn", "token_logprobs"], "toolgym.trainers.learner"),
     **dict.fromkeys(["fit", "train_step"], "toolgym.trainers.driver"),
+    **dict.fromkeys(["LearnerGroup", "LearnerDiedError"], "toolgym.trainers.learner_group"),
     **dict.fromkeys(["save_checkpoint", "load_checkpoint", "latest_checkpoint"],
                     "toolgym.trainers.checkpoint"),
     **dict.fromkeys(["RolloutWorker"], "toolgym.trainers.workers"),

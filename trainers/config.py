@@ -202,9 +202,19 @@ class RunConfig:
     # (training rollouts and held-out eval), e.g. {"toolgym/code-v0": {"reward": "hard"}}; checked
     # against the run's tasks and the family's parameters by `toolgym.trainers.task_options`
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # learner ranks: 1 = the learner lives in the driver process; N > 1 = N Ray actors forming one
+    # torch.distributed group (gloo on CPU, nccl on CUDA with a GPU each), see trainers/learner_group.py
+    learners: int = 1
+    learner_strategy: Literal["ddp", "fsdp2"] = "ddp"  # fsdp2 shards the model (too big for one device)
+    cpus_per_learner: float = 1.0  # Ray CPUs declared per learner actor (also its torch threads, >= 1)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "steps must be >= 0")
+        _check(self.learners >= 1, f"run.learners must be >= 1 (learner ranks), got {self.learners}")
+        _check(self.learners == 1 or self.ray != "off",
+               f"run.learners={self.learners} needs Ray to place the learner ranks, but run.ray is off "
+               f"(--no-ray); use run.ray=local or run.ray=cluster, or run.learners=1")
+        _check(self.cpus_per_learner > 0, f"run.cpus_per_learner must be > 0, got {self.cpus_per_learner}")
         for task_id, options in self.task_options.items():
             _check(isinstance(options, dict) and all(isinstance(k, str) for k in options),
                    f"task_options[{task_id!r}] must be a mapping of family keyword arguments, e.g. "

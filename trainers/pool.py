@@ -19,6 +19,20 @@ from toolgym.trainers.config import TrainConfig
 from toolgym.trainers.workers import RolloutWorker, chunk_seed, split_chunks
 
 
+def init_ray(cfg: TrainConfig) -> bool:
+    """Start local Ray or join the cluster of `cfg.run`, unless Ray is already up; True if started here
+    (the caller then shuts it down). Shared by the rollout pool and the learner group."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.run.ray == "cluster":
+        ray.init(address=cfg.run.ray_address or "auto", include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cfg.run.ray_num_cpus, num_gpus=None, include_dashboard=False, log_to_driver=False)
+    return True
+
+
 def worker_threads(cfg: TrainConfig) -> int:
     """Intra-op threads of a worker's engine: its declared CPUs (the same in both pools)."""
     return max(1, int(cfg.rollout.cpus_per_worker))
@@ -58,14 +72,7 @@ class RayPool:
         import ray
 
         self.ray, self.cfg, self.model_path = ray, cfg, model_path
-        self._started_ray = not ray.is_initialized()
-        if self._started_ray:
-            if cfg.run.ray == "cluster":
-                ray.init(address=cfg.run.ray_address or "auto", include_dashboard=False,
-                         log_to_driver=False)
-            else:
-                ray.init(num_cpus=cfg.run.ray_num_cpus, num_gpus=None, include_dashboard=False,
-                         log_to_driver=False)
+        self._started_ray = init_ray(cfg)
         self._actor_cls = ray.remote(num_cpus=cfg.rollout.cpus_per_worker,
                                      num_gpus=cfg.rollout.gpus_per_worker)(RolloutWorker)
         self._weights_ref = None

@@ -19,7 +19,8 @@ import torch
 import yaml
 from toolgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from toolgym.trainers.config import TrainConfig
-from toolgym.trainers.learner import Learner, entropy_mode, policy_loss_fn
+from toolgym.trainers.learner import Learner
+from toolgym.trainers.learner_group import LearnerGroup, build_learner
 from toolgym.trainers.metrics import MetricsLogger
 
 
@@ -53,6 +54,15 @@ def base_model_path(cfg: TrainConfig, run_dir: Path) -> str:
     return str(target)
 
 
+def make_learner(cfg: TrainConfig, path: str, *, pad_id: int, entropy: Any) -> Learner | LearnerGroup:
+    """The in-process learner, or with `run.learners > 1` the Ray learner ranks (learner_group.py);
+    `entropy` is the adaptive entropy controller whose coefficient each update applies (or None)."""
+    coef = (lambda: entropy.coef_to_apply) if entropy is not None else (lambda: None)
+    if cfg.run.learners > 1:
+        return LearnerGroup(cfg, path, pad_id=pad_id, entropy_coef=coef)
+    return build_learner(cfg, path, device=resolve_device(cfg), pad_id=pad_id, entropy_coef=coef)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -65,7 +75,7 @@ class RunState:
     run_dir: Path
     model_path: str  # what the rollout workers load at start (then receive weights by sync)
     tokenizer: Any
-    learner: Learner
+    learner: Learner | LearnerGroup  # LearnerGroup when run.learners > 1
     curriculum: Any
     group_filter: Any
     entropy: Any  # AdaptiveEntropyController or None
@@ -82,7 +92,7 @@ class RunState:
         from toolgym.trainers.loggers import make_loggers
         from toolgym.trainers.loss_terms import AdaptiveEntropyController
         from toolgym.trainers.task_options import check_task_options
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         check_task_options(cfg)  # a bad family option would otherwise only show as errored episodes
         run_dir = Path(run_dir)
@@ -95,24 +105,24 @@ class RunState:
             torch.set_num_threads(cfg.run.threads)  # the driver process is the learner's
         path = str(ckpt.model_dir) if ckpt else base_model_path(cfg, run_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg.model.dtype))
-        if cfg.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
         adaptive = cfg.loss.entropy_target is not None
         entropy = AdaptiveEntropyController.from_config(cfg.loss) if adaptive else None
-        loss_fn = policy_loss_fn(cfg.loss, (lambda: entropy.coef_to_apply) if entropy else (lambda: None))
-        learner = Learner(model, cfg.optimizer, loss_fn, total_steps=cfg.run.steps,
-                          device=resolve_device(cfg), temperature=cfg.sampling.temperature,
-                          pad_id=tokenizer.pad_token_id or 0, entropy=entropy_mode(cfg.loss))
-        curriculum = make_scheduler(cfg.curriculum.scheduler, train_task_ids(cfg), **cfg.curriculum.options)
-        group_filter = GroupFilter(max_attempts=1 + cfg.rollout.max_refill_rounds,
-                                   enabled=cfg.rollout.filter_zero_variance)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        state = cls(cfg, run_dir, path, tokenizer, learner, curriculum, group_filter, entropy,
-                    np.random.default_rng(cfg.run.seed),
-                    MetricsLogger(run_dir, sinks=make_loggers(cfg.run.log, run_dir, cfg.to_dict())))
-        if ckpt is not None:
-            state._restore(ckpt)
+        learner = make_learner(cfg, path, pad_id=tokenizer.pad_token_id or 0, entropy=entropy)
+        try:
+            curriculum = make_scheduler(cfg.curriculum.scheduler, train_task_ids(cfg),
+                                        **cfg.curriculum.options)
+            group_filter = GroupFilter(max_attempts=1 + cfg.rollout.max_refill_rounds,
+                                       enabled=cfg.rollout.filter_zero_variance)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            state = cls(cfg, run_dir, path, tokenizer, learner, curriculum, group_filter, entropy,
+                        np.random.default_rng(cfg.run.seed),
+                        MetricsLogger(run_dir, sinks=make_loggers(cfg.run.log, run_dir, cfg.to_dict())))
+            if ckpt is not None:
+                state._restore(ckpt)
+        except BaseException:
+            if isinstance(learner, LearnerGroup):  # its actors would outlive the failed start
+                learner.close()
+            raise
         return state
 
     def _restore(self, ckpt: Any) -> None:
@@ -136,3 +146,5 @@ class RunState:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if isinstance(self.learner, LearnerGroup):  # after the pool: the group may own Ray
+            self.learner.close()
