@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-FINISH_REASONS = ("answered", "max_turns", "max_tool_calls", "time", "length", "error")
+FINISH_REASONS = ("answered", "max_turns", "max_tool_calls", "time", "malformed", "length", "error")
 
 
 @dataclass

@@ -22,12 +22,10 @@ The evidence that a row compares like with like: tool calls and policy tokens pe
 stored for both sides (TRL's `completions/mean_length` counts model tokens only, as ours does).
 Remaining differences: our engine stops a turn at `</tool_call>` and appends the end-of-turn token as
 prompt, TRL samples it (one policy token per tool turn); our environment adds a one-line notice after the
-last allowed call; TRL's tool runs each call in a fresh interpreter, ours in the episode's stateful one;
-and a malformed turn (neither a parsable tool call nor an answer) ends TRL's episode (its tool loop stops
-at the first turn without a tool call) while our environment replies with format feedback and the
-episode goes on up to max_turns. With a warm start that still writes malformed turns, ours therefore
-runs more turns and policy tokens per episode and `like_for_like` says False; a longer warm start
-(`--sft-steps`) narrows that (toolgym has no option yet to end an episode on a malformed turn).
+last allowed call; TRL's tool runs each call in a fresh interpreter, ours in the episode's stateful one.
+A malformed turn (neither a parsable tool call nor an answer) ends TRL's episode (its tool loop stops at
+the first turn without a tool call); ours is set to do the same (`EnvConfig.end_on_malformed`; by default
+our environment replies with format feedback and lets the model try again).
 
 Ours runs the driver's stages in one process (`run.ray: off`, as TRL is one process) with the
 zero-variance filter off, so every step does a learner update as TRL's does. The first `--warmup`
@@ -226,7 +224,8 @@ def run_ours(model: str, mode: str, a: argparse.Namespace, run_dir: Path) -> dic
     if mode == "multi_turn":  # TRL's prompt (~500 tiny-model tokens); the per-turn cap binds, not 2048
         from transformers import AutoTokenizer
 
-        cfg.rollout.env = {"system_prompt": multi_turn_system_prompt(AutoTokenizer.from_pretrained(model))}
+        cfg.rollout.env = {"system_prompt": multi_turn_system_prompt(AutoTokenizer.from_pretrained(model)),
+                           "end_on_malformed": True}  # as TRL's tool loop
         cfg.sampling.max_episode_tokens = 2048
     fit(cfg, run_dir)
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

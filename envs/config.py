@@ -32,6 +32,8 @@ class EnvConfig:
     episode_time: float | None = 600.0  # wall seconds from reset, generation included ("time"); None: off
     max_output_chars: int = 4000  # tool output longer than this is cut in the middle
     max_action_chars: int = 100_000  # a longer assistant turn is refused as malformed ("too_long")
+    end_on_malformed: bool = False  # True: a turn with neither a tool call nor an answer ends the episode
+    # ("malformed", as TRL's tool loop does); False: the model is told what was wrong and tries again
     traceback_lines: int = 8  # an error shows at most this many last lines of its traceback
     correct_weight: float = 1.0  # weight of the verifier's score
     format_weight: float = 0.1  # +w if every turn was well formed, -w otherwise; 0 disables

@@ -137,6 +137,8 @@ class ToolEnv(gym.Env[list[Message], str]):
             return self._score(turn)
         last_turn = episode.turn >= self.config.max_turns
         if turn.kind == "invalid":
+            if self.config.end_on_malformed:
+                return self._finish("malformed", turn)
             if last_turn:
                 return self._finish("max_turns", turn)
             return self._reply([{"role": "user", "content": turn.message or ""}], turn)

@@ -76,5 +76,6 @@ def limit_notice(reason: str, config: EnvConfig) -> str:
                           "not run.",
         "time": f"The time limit of the episode ({config.episode_time:g} s) was reached."
                 if config.episode_time else "The time limit of the episode was reached.",
+        "malformed": "The episode ended: the turn had neither a code call nor a final answer.",
         "error": "The episode stopped because the sandbox failed.",
     }[reason]

@@ -8,9 +8,10 @@ are not, appear only at the end) so that `gymnasium.utils.env_checker.check_env`
 
 from typing import Literal, NotRequired, TypedDict
 
-FinishReason = Literal["answered", "max_turns", "max_tool_calls", "time", "error"]
-FINISH_REASONS: tuple[str, ...] = ("answered", "max_turns", "max_tool_calls", "time", "error")
-# "answered" terminates the episode; every other reason truncates it (limits, or the sandbox failing).
+FinishReason = Literal["answered", "max_turns", "max_tool_calls", "time", "malformed", "error"]
+FINISH_REASONS: tuple[str, ...] = ("answered", "max_turns", "max_tool_calls", "time", "malformed", "error")
+# "answered" terminates the episode; every other reason truncates it (limits, a malformed turn with
+# EnvConfig.end_on_malformed, or the sandbox failing).
 
 ActionKind = Literal["code", "answer", "invalid"]
 

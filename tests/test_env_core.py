@@ -84,6 +84,22 @@ def test_malformed_turns_are_observed_and_cost_the_format_bonus(action: str) -> 
     assert info["reward_components"]["format"] == -0.1 and reward == pytest.approx(0.9)
 
 
+def test_end_on_malformed_truncates_at_the_first_malformed_turn() -> None:
+    """The option TRL's tool loop behaves like: no retry after a turn without a call or an answer."""
+    env, backend = make_env(end_on_malformed=True)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("just thinking aloud")
+    assert (terminated, truncated, info["finish_reason"]) == (False, True, "malformed")
+    assert "neither a code call nor a final answer" in obs[0]["content"]
+    assert reward == pytest.approx(-0.1) and backend.sessions == []
+    with pytest.raises(RuntimeError, match="episode is over"):
+        env.step("<answer>1</answer>")
+    env.reset(seed=0)  # well-formed turns are unaffected
+    env.step(env.parser.format_call("print(1)"))
+    _, _, terminated, _, info = env.step(f"<answer>{env.problem.answer}</answer>")
+    assert terminated and info["success"]
+
+
 def test_max_turns_truncates() -> None:
     env, _ = make_env(max_turns=2)
     env.reset(seed=0)

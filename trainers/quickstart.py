@@ -77,6 +77,7 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
     from toolgym.agents.rollout import RolloutRunner
     from toolgym.envs.types import TaskRequest
     from toolgym.trainers.runstate import train_task_ids
+    from toolgym.trainers.task_options import task_kwargs
     from toolgym.trainers.workers import env_kwargs
     from transformers import AutoTokenizer
 
@@ -88,7 +89,8 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
         guess |= {(task, i) for i in range(first_guess, start + count)}
     episodes = []
     teacher = GuessingTeacher(tokenizer, guess, seed=cfg.run.seed)
-    with RolloutRunner(teacher, tokenizer, env_kwargs=env_kwargs(cfg), max_inflight=32) as runner:
+    with RolloutRunner(teacher, tokenizer, env_kwargs=env_kwargs(cfg), task_kwargs=task_kwargs(cfg),
+                       max_inflight=32) as runner:
         for k in range(0, len(requests), 128):
             episodes += runner.run(requests[k:k + 128])
     solved = [e for e in episodes if e.success and (e.task_id, e.index) not in guess]
