@@ -8,16 +8,15 @@
                                                           potential curriculum, pass@1 after RL
     RUN_DIR/summary.json, reward_curve.png, report.html, eval/, checkpoints/, metrics.jsonl
 
-The warm start is imperfect on purpose, so that RL has something to do: it is short, so the model
-still miscopies digits (a tiny model cannot multiply 4-digit numbers in its head, only copy them into
-`print(...)` and copy the output back). Optionally (off in the recipe: measured in the README, the
-flip below happens but the tiny model's copying is not exact enough yet to pay off),
-`sft.guess_fraction` of the demos skip the interpreter and answer at once with a plausible wrong
-number (the environment scores them 0): the warm model has learnt both behaviours and, for most
-problems, prefers to guess. Whether to run code is decided by the first tokens of the turn; sampled
-groups mix right code answers with wrong guesses, and GPPO learns *when to use the tool* -- the
-behaviour R1-Code-Interpreter's RL stage improves. `run.time_limit_s` bounds the RL phase so the
-whole run fits its budget on a loaded machine.
+The warm start is imperfect on purpose, so that RL has something to do. A tiny model cannot multiply
+4-digit numbers in its head, only copy them into `print(...)` and copy the output back; the first
+phase teaches that skill on the teacher's tool demos. Then `sft.guess_fraction` of the demos (0.6 in
+the recipe) skip the interpreter and answer at once with a plausible wrong number (the environment
+scores them 0), and the second phase trains on the mix: the warm model has learnt both behaviours
+and, for most problems, prefers to guess, so greedy decoding rarely uses the tool. Whether to run
+code is decided by the first tokens of the turn; sampled groups mix right code answers with wrong
+guesses, and GPPO learns *when to use the tool* -- the behaviour R1-Code-Interpreter's RL stage
+improves. `run.time_limit_s` bounds the RL phase so the whole run fits its budget on a loaded machine.
 """
 
 from __future__ import annotations
