@@ -9,25 +9,16 @@ not a test. Skipped when TRL (the `bench` extra) is not installed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import benchmark_script
 
 pytest.importorskip("trl", reason="TRL is the benchmark-only extra: pip install -e '.[bench]'")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
-
-
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("train_step_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_step_bench"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("train_step_bench", None)
+    with benchmark_script("train_step") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,17 @@ script's docstring. The full study is `python benchmarks/curriculum_sim.py`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "curriculum_sim.py"
+from bench_support import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def sim():
-    spec = importlib.util.spec_from_file_location("curriculum_sim", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["curriculum_sim"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("curriculum_sim", None)
+    with benchmark_script("curriculum_sim") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

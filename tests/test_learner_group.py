@@ -65,16 +65,6 @@ def test_local_ray_too_small_for_learners_and_workers_is_an_error() -> None:
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module (the run then leaves it running instead of starting its own)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def two_rank_run(local_ray, tmp_path_factory) -> tuple[Path, list[dict[str, torch.Tensor]]]:
     """A 2-step fit() with 2 learner ranks and a checkpoint after each step; each rank's parameters
     are read just before the group is closed (the real close, spied on, not replaced)."""

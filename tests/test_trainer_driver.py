@@ -53,16 +53,6 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], 
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module (the pools then leave it running instead of starting their own)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def ray_run(local_ray, tmp_path_factory) -> Path:
     """A 2-step run through local Ray with a checkpoint after every step."""
     run_dir = tmp_path_factory.mktemp("ray_run")
