@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="RL steps per run (equal for every arm)")
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--group", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None, help="RL learning rate (default: the quickstart's)")
+    p.add_argument("--mini-batches", type=int, default=4,
+                   help="optimizer steps per rollout batch; with 1 every update is on-policy (ratio 1), "
+                        "nothing is ever clipped and the three losses give the same gradient")
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--eval-problems", type=int, default=48)
     p.add_argument("--model", default=None, help="reuse a warm-started model directory (skips the SFT)")
@@ -56,6 +60,7 @@ def run_in_subprocess(model: str, arm: str, seed: int, a: argparse.Namespace,
 
     args = [sys.executable, __file__, "--one", f"{arm}:{seed}", "--model", model, "--work", str(a.work),
             "--steps", str(a.steps), "--prompts", str(a.prompts), "--group", str(a.group),
+            *(["--lr", str(a.lr)] if a.lr is not None else []), "--mini-batches", str(a.mini_batches),
             "--eval-every", str(a.eval_every), "--eval-problems", str(a.eval_problems)]
     with (run_dir.parent / f"{run_dir.name}.log").open("w") as log:
         subprocess.run(args, check=True, stdout=log, stderr=subprocess.STDOUT)
@@ -69,6 +74,7 @@ def run_arm(model: str, arm: str, seed: int, a: argparse.Namespace, run_dir: Pat
     cfg = load_recipe("quickstart", overrides=[
         f"model.name_or_path={model}", *ARMS[arm], f"run.seed={seed}", f"run.steps={a.steps}",
         f"rollout.prompts_per_step={a.prompts}", f"rollout.group_size={a.group}",
+        *([f"optimizer.lr={a.lr}"] if a.lr is not None else []), f"optimizer.mini_batches={a.mini_batches}",
         f"eval.every={a.eval_every}", f"eval.problems={a.eval_problems}", "run.ray=off",
         "rollout.num_workers=1", "run.progress=false"])
     started = time.monotonic()

@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 TASK = "toolgym/arith-v0"
+# The quickstart recipe's tiny model (trainers/recipes/quickstart.yaml, model.tiny)
+QUICKSTART_MODEL = {"hidden_size": 128, "intermediate_size": 256, "num_layers": 4, "num_heads": 4,
+                    "num_kv_heads": 4}
 MODES = {"single_turn": {"max_turns": 1, "max_tool_calls": 0},
          "multi_turn": {"max_turns": 3, "max_tool_calls": 2}}
 
@@ -67,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.6,
                    help="sampling temperature of both trainers (the short warm start keeps the tiny model's "
                         "JSON tool calls well formed at 0.6, rarely at 1.0)")
-    p.add_argument("--sft-steps", type=int, default=300, help="warm-start steps on teacher demos")
+    p.add_argument("--sft-steps", type=int, default=600, help="warm-start steps on teacher demos")
     p.add_argument("--model", default=None, help="reuse a warm-started model directory (skips the SFT)")
     p.add_argument("--modes", default="single_turn,multi_turn")
     p.add_argument("--out", default="benchmarks/results/train_step.json")
@@ -86,7 +89,7 @@ def warm_start(out_dir: Path, steps: int, seed: int = 0) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.chat_template_utils import qwen2_5_chat_template
 
-    base = build_tiny_model(out_dir / "base", seed=seed)
+    base = build_tiny_model(out_dir / "base", seed=seed, **QUICKSTART_MODEL)
     tok = AutoTokenizer.from_pretrained(base)
     tok.chat_template = qwen2_5_chat_template  # renders system/user/assistant as the tiny template does
     model = AutoModelForCausalLM.from_pretrained(base)
@@ -95,7 +98,8 @@ def warm_start(out_dir: Path, steps: int, seed: int = 0) -> str:
         runner = RolloutRunner(TeacherAgent(tok), tok, env_kwargs={
             "tool_format": "json", "max_turns": 3, "max_tool_calls": 2, **system})
         demos += [e for e in runner.run([TaskRequest(TASK, i, "train") for i in range(256)]) if e.success]
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # the quickstart SFT settings (README "Quickstart")
+    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))
     gen = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
         batch = [demos[int(i)] for i in torch.randint(len(demos), (16,), generator=gen)]
@@ -103,6 +107,7 @@ def warm_start(out_dir: Path, steps: int, seed: int = 0) -> str:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        warmup.step()
         if step % 50 == 0:
             print(f"warm start: step {step}/{steps}, loss {loss.item():.3f}", flush=True)
     model.save_pretrained(out_dir / "sft")
