@@ -7,7 +7,8 @@ updates from an in-process learner. The loop is short:
 
     left-pad the prompts -> one prefill forward (attention mask, position ids = cumsum(mask) - 1),
                             reusing the cached keys/values of a prefix the engine already computed
-                            (the previous turn of the same episode: prefix_cache.py)
+                            (the previous turn of the same episode: prefix_cache.py), and feeding
+                            a long prefix common to the whole batch once (system prompt, GRPO group)
     repeat: logits [b, V] -> log softmax(logits / T) -> sample (top-p) -> record id and log-prob
             -> drop the rows that stopped (from the cache too) -> one decode forward for the rest
 
@@ -24,6 +25,8 @@ from typing import Any
 import torch
 from toolgym.agents.engine import Generation, SamplingParams
 from toolgym.agents.prefix_cache import PrefixCache, assemble, extract, new_cache
+
+MIN_SHARED_PREFIX = 32  # tokens: below this, feeding a batch's common prefix separately does not pay
 
 
 class HFEngine:
@@ -154,6 +157,9 @@ class HFEngine:
         """
         dev = self.device
         taken = [self.prefix_cache.take(p) if self.prefix_cache is not None else (0, None) for p in prompts]
+        shared = self._shared_prefix(prompts, [n for n, _ in taken])
+        if shared is not None:  # rows with less cached than the batch's common prefix start from it
+            taken = [t if t[0] >= shared[0] else shared for t in taken]
         cached = [n for n, _ in taken]
         width_c = max(cached)
         suffixes = [p[n:] for p, n in zip(prompts, cached, strict=True)]
@@ -174,6 +180,25 @@ class HFEngine:
                          past_key_values=past, use_cache=True,
                          logits_to_keep=1)  # only the last position: no [B, L, V] logits
         return out.past_key_values, out.logits[:, -1, :].float(), mask, pos[:, -1:] + 1
+
+    def _shared_prefix(self, prompts: list[list[int]], cached: list[int]) -> tuple[int, Any] | None:
+        """(n, kv) of the prompts' longest common prefix, fed once, when it is long and rows lack it.
+
+        Why: a batch's first turns share the system prompt and a GRPO group repeats its prompt G times;
+        feeding the common prefix once instead of B times is what vLLM's automatic prefix caching does
+        for it. Returns None when the prompts share less than `MIN_SHARED_PREFIX` tokens or every
+        row already has at least as much from the prefix cache.
+        """
+        if self.prefix_cache is None or len(prompts) < 2:
+            return None
+        first, n = prompts[0], min(len(p) for p in prompts) - 1  # at least one token left to feed
+        for p in prompts[1:]:
+            n = next((i for i in range(n) if p[i] != first[i]), n)
+        if n < MIN_SHARED_PREFIX or sum(c < n for c in cached) < 2:
+            return None
+        ids = torch.tensor([first[:n]], device=self.device)
+        out = self.model(input_ids=ids, past_key_values=new_cache(), use_cache=True, logits_to_keep=1)
+        return n, extract(out.past_key_values, 0, torch.ones(n, dtype=torch.bool, device=self.device))
 
     def _stop_reason(self, tokens: list[int], last: int, stop_ids: set[int],
                      stop: tuple[str, ...]) -> Any:

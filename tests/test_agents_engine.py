@@ -7,6 +7,7 @@ completed them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,34 @@ def test_prefix_cache_reuse_matches_a_cold_start(engine: HFEngine) -> None:
     for w, c, p in zip(warm, cold, follow, strict=True):
         assert w.ids == c.ids
         assert torch.allclose(torch.tensor(w.logprobs), _fresh_logprobs(engine, p, w.ids, 1.0), atol=1e-4)
+
+
+def test_a_common_prefix_is_fed_once_with_identical_results(engine: HFEngine, monkeypatch) -> None:
+    """A batch sharing a long prefix (system prompt, a GRPO group's repeats) feeds it once; the samples
+    and their log-probs are those of feeding every row in full."""
+    from toolgym.agents import hf_engine
+
+    tok = engine.tokenizer
+    system = "Use the Python tool to check your work. Give your final answer in tags. " * 3
+    prompts = [tok.apply_chat_template([{"role": "system", "content": system},
+                                        {"role": "user", "content": f"Compute {a} * {b}."}],
+                                       tokenize=True, add_generation_prompt=True)
+               for a, b in ((12, 34), (567, 89), (12, 34))]
+    prompts = [list(p["input_ids"]) if isinstance(p, Mapping) else list(p) for p in prompts]
+    params = SamplingParams(temperature=0.0, max_tokens=8)
+    fed: list[int] = []
+    shared = hf_engine.HFEngine._shared_prefix
+    monkeypatch.setattr(hf_engine.HFEngine, "_shared_prefix",
+                        lambda self, p, c: fed.append(r[0]) or r if (r := shared(self, p, c)) else r)
+    engine.prefix_cache.clear()
+    once = engine.generate(prompts, params)
+    assert fed and fed[0] >= hf_engine.MIN_SHARED_PREFIX  # the common prefix was fed on its own
+    cache, engine.prefix_cache = engine.prefix_cache, None
+    try:
+        full = engine.generate(prompts, params)
+    finally:
+        engine.prefix_cache = cache
+        cache.clear()
+    for a, b, p in zip(once, full, prompts, strict=True):
+        assert a.ids == b.ids
+        assert torch.allclose(torch.tensor(a.logprobs), _fresh_logprobs(engine, p, a.ids, 1.0), atol=1e-4)

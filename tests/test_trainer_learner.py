@@ -88,6 +88,27 @@ def test_padded_microbatch_gives_the_same_logprobs_as_unpadded() -> None:
         torch.testing.assert_close(logp_all[r, :n], logp_one[0, :n], atol=1e-5, rtol=1e-5)
 
 
+def test_logprobs_skip_the_prompt_but_match_a_full_forward_where_trained() -> None:
+    """Logits are computed only from the first trained column; on trained tokens log-probs and entropy
+    equal those of the full [B, T, V] forward (rows with different prompt lengths)."""
+    from toolgym.trainers.learner import token_logprobs
+
+    model = _tiny_model().eval()
+    samples = _samples(4)
+    for k, s in enumerate(samples):  # prompts of 5, 6, 7, 8 tokens: the first trained column is 4
+        s.mask = [0.0] * (4 + k) + [1.0] * (len(s.ids) - 5 - k)
+    (mb,) = micro_batches(samples, 10_000)
+    logp, ent = token_logprobs(model, mb, temperature=0.7, entropy="detached")
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=mb.input_ids, attention_mask=mb.attention_mask)
+                                 .logits[:, :-1].float() / 0.7, dim=-1)  # [B, T-1, V]
+    want = full.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1)
+    trained = mb.mask != 0
+    torch.testing.assert_close(logp[trained], want[trained], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent[trained], -(full.exp() * full).sum(-1)[trained], atol=1e-5, rtol=1e-5)
+    assert torch.all(logp[:, :4] == 0) and torch.all(want[:, :4] != 0)  # the prompt columns were skipped
+
+
 def test_microbatch_size_does_not_change_the_gradient() -> None:
     _, one = _run(budget=100_000)  # one micro-batch
     _, many = _run(budget=1)  # one sample per micro-batch, accumulated

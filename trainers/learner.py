@@ -54,18 +54,35 @@ def lr_lambda(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float]:
 
 def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 1.0,
                    entropy: str = "none") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log pi(target) per position [B, T-1], and the full-vocabulary entropy ("none"/"detached"/"grad")."""
-    logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, T, V]
-    logits = logits[:, :-1].float()  # [B, T-1, V]
+    """log pi(target) per position [B, T-1], and the full-vocabulary entropy ("none"/"detached"/"grad").
+
+    Logits are computed only from the first position any row trains on (`logits_to_keep`): a
+    multi-turn episode's long prompt is context, and the vocabulary projection and softmax over it
+    would be most of the non-attention work. Positions before it read 0 (their mask is 0).
+    """
+    trained = mb.mask.ne(0).any(dim=0).nonzero()  # columns of [B, T-1] with a trained token
+    first = int(trained[0]) if len(trained) else 0
+    keep = mb.input_ids.shape[1] - first  # logits of positions first..T-1
+    logits = model(input_ids=mb.input_ids, attention_mask=_padding_mask(mb.attention_mask),
+                   logits_to_keep=keep).logits
+    logits = logits[:, :-1].float()  # [B, T-1-first, V]: predictions of targets[:, first:]
     if temperature not in (0.0, 1.0):
         logits = logits / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)  # [B, T-1, V]
-    logp = logp_all.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1)  # [B, T-1]
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, mb.targets[:, first:].unsqueeze(-1)).squeeze(-1)
     ent = None
     if entropy != "none":
         with contextlib.nullcontext() if entropy == "grad" else torch.no_grad():
-            ent = -(logp_all.exp() * logp_all).sum(-1)  # [B, T-1]
-    return logp, ent
+            ent = torch.nn.functional.pad(-(logp_all.exp() * logp_all).sum(-1), (first, 0))  # [B, T-1]
+    return torch.nn.functional.pad(logp, (first, 0)), ent  # [B, T-1]
+
+
+def _padding_mask(mask: torch.Tensor) -> torch.Tensor | None:
+    """None for right-padded rows [B, T] (ones, then zeros): under causal attention no real token sees a
+    pad, so the mask changes nothing there, and without it attention runs the fused causal kernel
+    instead of the masked one (measured: the learner's step ~10% faster on 550-token episodes). Any
+    other layout keeps its mask."""
+    return None if bool((mask[:, 1:] <= mask[:, :-1]).all()) else mask
 
 
 class Learner:
