@@ -225,6 +225,7 @@ def run_ours(model: str, mode: str, a: argparse.Namespace, run_dir: Path) -> dic
         "rollout.filter_zero_variance=false", "curriculum.scheduler=uniform",
         "curriculum.options={}", f"sampling.max_new_tokens={a.max_new_tokens}",
         f"sampling.temperature={a.temperature}", "optimizer.lr=1e-5",
+        "optimizer.micro_batch_tokens=65536",  # the whole batch in one forward/backward, as TRL does
         "eval.problems=0", f"run.steps={a.warmup + a.steps}", "run.ray=off", "run.progress=false"])
     if mode == "multi_turn":  # TRL's prompt (~500 tiny-model tokens); the per-turn cap binds, not 2048
         from transformers import AutoTokenizer
