@@ -29,6 +29,7 @@ from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.distributed import DistInfo, all_reduce, unwrap, wrap_model
 from toolgym.trainers.loss_config import LossConfig
 from toolgym.trainers.losses import LossNormalisers
+from toolgym.trainers.prefix_forward import causal_lm_logits
 
 # loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts) -> (loss, metric shares)
 # Each metric value is this micro-batch's share: summed over micro-batches and ranks (see LossOutput).
@@ -53,18 +54,20 @@ def lr_lambda(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 1.0,
-                   entropy: str = "none") -> tuple[torch.Tensor, torch.Tensor | None]:
+                   entropy: str = "none", *,
+                   share_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi(target) per position [B, T-1], and the full-vocabulary entropy ("none"/"detached"/"grad").
 
     Logits are computed only from the first position any row trains on (`logits_to_keep`): a
     multi-turn episode's long prompt is context, and the vocabulary projection and softmax over it
-    would be most of the non-attention work. Positions before it read 0 (their mask is 0).
+    would be most of the non-attention work. Positions before it read 0 (their mask is 0). With
+    `share_prefix` the rows' common prefix is fed once (trainers/prefix_forward.py; same values and grads).
     """
     trained = mb.mask.ne(0).any(dim=0).nonzero()  # columns of [B, T-1] with a trained token
     first = int(trained[0]) if len(trained) else 0
     keep = mb.input_ids.shape[1] - first  # logits of positions first..T-1
-    logits = model(input_ids=mb.input_ids, attention_mask=_padding_mask(mb.attention_mask),
-                   logits_to_keep=keep).logits
+    logits = causal_lm_logits(model, mb.input_ids, _padding_mask(mb.attention_mask), keep,
+                              share_prefix=share_prefix)
     logits = logits[:, :-1].float()  # [B, T-1-first, V]: predictions of targets[:, first:]
     if temperature not in (0.0, 1.0):
         logits = logits / temperature
@@ -96,6 +99,8 @@ class Learner:
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
         model.to(self.device).train()
         self.module = wrap_model(model, self.dist, strategy)
+        # one forward per backward under DDP/FSDP: the shared-prefix forward (two calls) is single-rank only
+        self.share_prefix = cfg.share_prefix and not self.dist.enabled
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                            weight_decay=cfg.weight_decay)
@@ -119,7 +124,7 @@ class Learner:
         for mb in micro_batches(samples, self.cfg.micro_batch_tokens, self.pad_id):
             mb = mb.to(self.device)
             with self._autocast():
-                logp, _ = token_logprobs(self.module, mb, self.temperature)
+                logp, _ = token_logprobs(self.module, mb, self.temperature, share_prefix=self.share_prefix)
             logp = (logp * (mb.mask != 0)).cpu()
             for r, i in enumerate(mb.rows):
                 n = len(samples[i].old_logp)
@@ -176,7 +181,8 @@ class Learner:
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
         mb = mb.to(self.device)
-        logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy)
+        logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy,
+                                   share_prefix=self.share_prefix)
         loss, parts = self.loss_fn(mb, logp, ent, norm)
         if ent is not None:
             parts = {**parts, "actor/entropy": float((ent.detach() * mb.mask).sum() / norm.num_tokens)}

@@ -61,7 +61,8 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.model.dtype))
     if cfg.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it; the old name warns
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss, entropy_coef), total_steps=cfg.run.steps,
                    device=device, dist=dist, temperature=cfg.sampling.temperature, pad_id=pad_id,
                    strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss))

@@ -1,0 +1,115 @@
+"""The learner's shared-prefix forward (trainers/prefix_forward.py): the common prefix of a micro-batch is
+fed once, and log-probs, entropy and the gradient are those of the plain forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from toolgym.trainers.batching import Sample, micro_batches
+from toolgym.trainers.config import OptimizerConfig
+from toolgym.trainers.learner import Learner, token_logprobs
+from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX, common_prefix_length, shareable_prefix
+
+PREFIX = MIN_SHARED_PREFIX + 8
+
+
+def _tiny_model(seed: int = 0):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True)
+    return Qwen2ForCausalLM(cfg)
+
+
+def _group(n: int = 5, seed: int = 1) -> list[Sample]:
+    """Episodes that share a PREFIX-token system prompt, then differ (prompt tail + response)."""
+    g = torch.Generator().manual_seed(seed)
+    system = torch.randint(1, 97, (PREFIX,), generator=g).tolist()
+    out = []
+    for i in range(n):
+        tail = torch.randint(1, 97, (int(torch.randint(4, 20, (1,), generator=g)),), generator=g).tolist()
+        ids = system + tail
+        prompt = PREFIX + 2
+        mask = [0.0] * (prompt - 1) + [1.0] * (len(ids) - prompt)
+        old = [0.0] * (prompt - 1) + (-torch.rand(len(ids) - prompt, generator=g)).tolist()
+        adv = [0.0] * (prompt - 1) + [(-1.0) ** i] * (len(ids) - prompt)
+        out.append(Sample(ids=ids, mask=mask, old_logp=old, advantages=adv))
+    return out
+
+
+def _forward_batches(model) -> list[tuple[int, int]]:
+    """Records the [B, T] shape of every forward call of `model`."""
+    shapes: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                    with_kwargs=True)
+    return shapes
+
+
+def test_common_prefix_and_when_it_is_shared() -> None:
+    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 9, 4], [1, 2, 3, 5]])
+    assert common_prefix_length(ids) == 2 and common_prefix_length(ids[:1]) == 4
+    long = torch.cat([torch.ones(2, PREFIX, dtype=torch.long), torch.tensor([[5, 6], [7, 8]])], dim=1)
+    assert shareable_prefix(long, None, keep=2) == PREFIX
+    assert shareable_prefix(long, None, keep=6) == PREFIX - 4  # logits needed inside the prefix
+    assert shareable_prefix(long, None, keep=PREFIX) == 0  # what is left is too short to pay
+    assert shareable_prefix(long, torch.ones_like(long), keep=2) == 0  # a mask: rows not right-padded
+    assert shareable_prefix(long[:1], None, keep=2) == 0  # one row: nothing to share
+
+
+@pytest.mark.parametrize("entropy", ["none", "grad"])
+def test_shared_prefix_gives_the_plain_logprobs_entropy_and_gradient(entropy: str) -> None:
+    model = _tiny_model()
+    shapes = _forward_batches(model)
+    (mb,) = micro_batches(_group(), 10_000)
+    got = {}
+    for share in (False, True):
+        shapes.clear()
+        model.zero_grad()
+        logp, ent = token_logprobs(model, mb, 0.7, entropy, share_prefix=share)
+        loss = (logp * mb.mask * mb.advantages).sum() + (0 if ent is None else (ent * mb.mask).sum())
+        loss.backward()
+        got[share] = (logp.detach(), ent, {n: p.grad.clone() for n, p in model.named_parameters()})
+        calls = list(shapes)
+    assert calls == [(1, PREFIX), (5, mb.input_ids.shape[1] - PREFIX)]  # the prefix fed once, then the rest
+    torch.testing.assert_close(got[True][0], got[False][0], atol=1e-5, rtol=1e-5)
+    if entropy == "grad":
+        torch.testing.assert_close(got[True][1], got[False][1], atol=1e-5, rtol=1e-5)
+    assert got[True][2].keys() == got[False][2].keys()
+    for name, grad in got[False][2].items():
+        torch.testing.assert_close(got[True][2][name], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_checkpointed_model_falls_back_to_the_plain_forward() -> None:
+    """Under activation checkpointing transformers fills no cache, so the prefix cannot be reused."""
+    model = _tiny_model().train()
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    shapes = _forward_batches(model)
+    (mb,) = micro_batches(_group(), 10_000)
+    logp, _ = token_logprobs(model, mb, share_prefix=True)
+    assert shapes == [tuple(mb.input_ids.shape)]
+    want, _ = token_logprobs(_tiny_model(), mb)
+    torch.testing.assert_close(logp.detach(), want.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_learner_update_is_the_same_with_and_without_prefix_sharing() -> None:
+    """Two updates (mini-batches, micro-batches of several rows): identical weights either way."""
+    states = []
+    for share in (True, False):
+        cfg = OptimizerConfig(lr=1e-2, micro_batch_tokens=200, mini_batches=2, share_prefix=share)
+        learner = Learner(_tiny_model(), cfg, _ratio_loss, total_steps=2)
+        assert learner.share_prefix is share
+        shapes = _forward_batches(learner.model)
+        for _ in range(2):
+            learner.update(_group(8))
+        assert any(s == (1, PREFIX) for s in shapes) is share
+        states.append(learner.model.state_dict())
+    for name, value in states[1].items():
+        torch.testing.assert_close(states[0][name], value, atol=1e-5, rtol=1e-4)
+
+
+def _ratio_loss(mb, logp, entropy, norm):
+    ratio = torch.exp(logp - mb.old_logp)
+    loss = (-mb.advantages * ratio * mb.mask).sum() / norm.num_tokens
+    return loss, {"loss/policy": float(loss.detach())}
