@@ -113,3 +113,47 @@ def _ratio_loss(mb, logp, entropy, norm):
     ratio = torch.exp(logp - mb.old_logp)
     loss = (-mb.advantages * ratio * mb.mask).sum() / norm.num_tokens
     return loss, {"loss/policy": float(loss.detach())}
+
+
+def _rank_main(rank: int, world: int, port: int, out: str, strategy: str) -> None:
+    import os
+
+    from toolgym.trainers.distributed import init_distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    info = init_distributed("gloo", rank=rank, world_size=world)
+    cfg = OptimizerConfig(lr=1e-2, micro_batch_tokens=200, mini_batches=2)
+    learner = Learner(_tiny_model(), cfg, _ratio_loss, total_steps=2, dist=info, strategy=strategy)
+    shapes = _forward_batches(learner.model)
+    for _ in range(2):
+        learner.update(_group(8))
+    params = {k: getattr(v, "full_tensor", lambda v=v: v)() for k, v in learner.model.state_dict().items()}
+    if rank == 0:
+        torch.save({"params": params, "shapes": shapes}, out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_two_ranks_make_the_one_process_update(strategy: str, tmp_path) -> None:
+    """DDP sees two forward calls per backward with the shared prefix; its gradient sync must still give
+    the update of one process that does not share it. FSDP2's backward fails after two forward calls, so
+    it is not offered the shared path (trainers/learner.py): it must run, plainly, to the same update."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(_rank_main, args=(2, port, out, strategy), nprocs=2, join=True)
+    ranks = torch.load(out)
+    assert ((1, PREFIX) in ranks["shapes"]) is (strategy == "ddp")  # the shared path ran under DDP only
+    single = Learner(_tiny_model(), OptimizerConfig(lr=1e-2, micro_batch_tokens=200, mini_batches=2,
+                                                    share_prefix=False), _ratio_loss, total_steps=2)
+    for _ in range(2):
+        single.update(_group(8))
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ranks["params"][name], value, atol=1e-5, rtol=1e-4)
+

@@ -103,7 +103,7 @@ class OptimizerConfig:
     min_lr_ratio: float = 0.0  # floor of the decay, as a fraction of lr
     grad_clip: float = 1.0  # max global grad norm; 0 = off
     micro_batch_tokens: int = 4096  # token budget of one forward/backward (micro-batches packed by it)
-    share_prefix: bool = True  # feed a micro-batch's common prefix once (exact; single rank only)
+    share_prefix: bool = True  # feed a micro-batch's common prefix once (exact; one rank or DDP, not FSDP2)
     mini_batches: int = 1  # optimizer steps per pass over a rollout batch
     epochs: int = 1  # passes over a rollout batch; >1 recomputes old log-probs before the first
 

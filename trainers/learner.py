@@ -99,8 +99,8 @@ class Learner:
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
         model.to(self.device).train()
         self.module = wrap_model(model, self.dist, strategy)
-        # one forward per backward under DDP/FSDP: the shared-prefix forward (two calls) is single-rank only
-        self.share_prefix = cfg.share_prefix and not self.dist.enabled
+        # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
+        self.share_prefix = cfg.share_prefix and (not self.dist.enabled or strategy == "ddp")
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                            weight_decay=cfg.weight_decay)

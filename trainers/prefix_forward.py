@@ -11,8 +11,10 @@ This is the learner's counterpart of the engine's shared-prefix prefill (agents/
 vLLM's automatic prefix caching.
 
 It applies when the rows are right-padded (no attention mask needed), share at least
-`MIN_SHARED_PREFIX` tokens, and no logits are needed inside the prefix. The learner uses it on a single
-rank only: DDP's reducer expects one forward per backward.
+`MIN_SHARED_PREFIX` tokens, and no logits are needed inside the prefix; not under activation
+checkpointing (transformers fills no cache then). The learner uses it on one rank and under DDP (two
+gloo ranks give the one-process update: tests/test_trainer_prefix_forward.py), not under FSDP2, whose
+backward fails after two forward calls of a sharded module.
 """
 
 from __future__ import annotations
