@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toolgym.trainers.batching import Sample, micro_batches
+from toolgym.trainers.batching import Sample, fed_tokens, micro_batches, pack
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.learner import Learner, token_logprobs
 from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX, common_prefix_length, shareable_prefix
@@ -36,6 +36,25 @@ def _group(n: int = 5, seed: int = 1) -> list[Sample]:
         old = [0.0] * (prompt - 1) + (-torch.rand(len(ids) - prompt, generator=g)).tolist()
         adv = [0.0] * (prompt - 1) + [(-1.0) ** i] * (len(ids) - prompt)
         out.append(Sample(ids=ids, mask=mask, old_logp=old, advantages=adv))
+    return out
+
+
+def _grpo_batch(groups: int, size: int, system: int = 4, problem: int = 50, seed: int = 2,
+                response: int = 30) -> list[Sample]:
+    """`groups` prompts (a short shared system prompt + a long problem) x `size` responses each; the
+    rows are listed interleaved, as a rollout batch may arrive."""
+    g = torch.Generator().manual_seed(seed)
+    head = torch.randint(1, 97, (system,), generator=g).tolist()
+    prompts = [head + torch.randint(1, 97, (problem,), generator=g).tolist() for _ in range(groups)]
+    out = []
+    for k in range(size):
+        for p in prompts:
+            tail = torch.randint(1, 97, (int(torch.randint(3, response, (1,), generator=g)),), generator=g)
+            ids = p + tail.tolist()
+            n = len(ids) - 1
+            mask = [0.0] * (len(p) - 1) + [1.0] * (n - len(p) + 1)
+            out.append(Sample(ids=ids, mask=mask, old_logp=[-1.0 * m for m in mask],
+                              advantages=[(-1.0) ** k * m for m in mask]))
     return out
 
 
@@ -157,3 +176,48 @@ def test_two_ranks_make_the_one_process_update(strategy: str, tmp_path) -> None:
     for name, value in single.model.state_dict().items():
         torch.testing.assert_close(ranks["params"][name], value, atol=1e-5, rtol=1e-4)
 
+
+
+def test_groups_are_packed_together_when_that_feeds_fewer_tokens() -> None:
+    """Long per-group prompts: packing by length mixes groups (only a 4-token system prompt in common),
+    packing by prefix keeps each group's 54-token prompt in one micro-batch, fed once."""
+    samples = _grpo_batch(groups=4, size=4)
+    budget = 4 * max(s.num_tokens for s in samples)  # room for one group per micro-batch
+    chosen = micro_batches(samples, budget, share_prefix=True)
+    by_length = pack(samples, budget)
+    prompt_of = [tuple(s.ids[:54]) for s in samples]
+    assert all(len({prompt_of[i] for i in mb.rows}) == 1 for mb in chosen)  # one group each
+    assert fed_tokens(samples, [mb.rows for mb in chosen]) < fed_tokens(samples, by_length)
+    assert [mb.rows for mb in micro_batches(samples, budget)] == by_length  # no sharing: by length
+
+
+def test_length_packing_is_kept_when_nothing_can_be_shared() -> None:
+    samples = _grpo_batch(groups=4, size=4, problem=8)  # 12-token prompts: below MIN_SHARED_PREFIX
+    budget = 4 * max(s.num_tokens for s in samples)
+    assert [mb.rows for mb in micro_batches(samples, budget, share_prefix=True)] == pack(samples, budget)
+
+
+def test_many_small_groups_stay_in_one_micro_batch() -> None:
+    """One micro-batch per group would feed fewer tokens (each 72-token prompt once per group, not the
+    32-token system prompt once), but 16 micro-batches cost more than that saves
+    (MICRO_BATCH_OVERHEAD_TOKENS): the one mixed micro-batch is kept."""
+    samples = _grpo_batch(groups=16, size=4, system=32, problem=40, response=10)
+    (mb,) = micro_batches(samples, 100_000, share_prefix=True)
+    assert len(mb.rows) == 64
+    by_group = [[k + 16 * j for j in range(4)] for k in range(16)]  # rows are listed interleaved
+    assert fed_tokens(samples, by_group) < fed_tokens(samples, [mb.rows])
+
+
+def test_learner_update_with_prefix_packing_is_the_plain_update() -> None:
+    samples = _grpo_batch(groups=4, size=4)
+    budget = 4 * max(s.num_tokens for s in samples)
+    states = []
+    for share in (True, False):
+        cfg = OptimizerConfig(lr=1e-2, micro_batch_tokens=budget, share_prefix=share)
+        learner = Learner(_tiny_model(), cfg, _ratio_loss, total_steps=1)
+        shapes = _forward_batches(learner.model)
+        learner.update(samples)
+        assert ((1, 53) in shapes) is share  # each group's prompt fed once (but its last token: logits)
+        states.append(learner.model.state_dict())
+    for name, value in states[1].items():
+        torch.testing.assert_close(states[0][name], value, atol=1e-5, rtol=1e-4)

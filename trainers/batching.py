@@ -77,6 +77,12 @@ class MicroBatch:
         return int(self.input_ids.shape[0])
 
 
+# A micro-batch's fixed cost in token positions. Measured on CPU (tiny model, benchmarks/learner_prefix.py)
+# at about 70; a GPU's per-call cost is larger relative to a token's, so err high: with 16 groups of 4
+# short episodes one micro-batch per group loses to one mixed micro-batch despite feeding fewer tokens.
+MICRO_BATCH_OVERHEAD_TOKENS = 256
+
+
 def pack(samples: Sequence[Sample], token_budget: int) -> list[list[int]]:
     """Group sample indices so that rows * longest <= token_budget (a longer sample goes alone).
 
@@ -118,8 +124,67 @@ def collate(samples: Sequence[Sample], rows: Sequence[int], pad_id: int = 0) -> 
     )
 
 
-def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0) -> list[MicroBatch]:
-    return [collate(samples, rows, pad_id) for rows in pack(samples, token_budget)]
+def pack_by_prefix(samples: Sequence[Sample], token_budget: int) -> list[list[int]]:
+    """Like `pack`, but a micro-batch holds episodes of one prompt only (a GRPO group, split by the budget
+    where it is larger): the learner then feeds the whole prompt once per micro-batch, where a mix of
+    prompts shares only the system prompt. Groups in lexicographic order of their prompts."""
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(samples):
+        by_prompt.setdefault(tuple(s.ids[:_first_trained(s)]), []).append(i)
+    groups: list[list[int]] = []
+    for prompt in sorted(by_prompt):
+        members = by_prompt[prompt]
+        groups += [[members[j] for j in g] for g in pack([samples[i] for i in members], token_budget)]
+    return groups
+
+
+def _first_trained(sample: Sample) -> int:
+    """Column of the first trained target (= length of the context before the first policy token - 1)."""
+    return next((t for t, m in enumerate(sample.mask) if m != 0), len(sample.mask))
+
+
+def fed_tokens(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Token positions the learner's forward computes for these micro-batches (padding included), each
+    micro-batch's common prefix counted once where the shared-prefix forward applies to it."""
+    from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX
+
+    first = [_first_trained(s) for s in samples]
+    total = 0
+    for rows in groups:
+        width = max(samples[i].num_tokens for i in rows)
+        shared = 0
+        if len(rows) > 1:  # as prefix_forward.shareable_prefix: no trained target inside the prefix
+            limit = min(min(first[i] for i in rows), min(samples[i].num_tokens for i in rows) - 1)
+            shared = _common_prefix([samples[i].ids for i in rows], limit)
+            shared = shared if shared >= MIN_SHARED_PREFIX else 0
+        total += shared + len(rows) * (width - shared)
+    return total
+
+
+def _common_prefix(rows: Sequence[Sequence[int]], limit: int) -> int:
+    head, n = rows[0], limit
+    for row in rows[1:]:
+        n = next((t for t in range(n) if row[t] != head[t]), n)
+    return n
+
+
+def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0, *,
+                  share_prefix: bool = False) -> list[MicroBatch]:
+    """Packed, padded micro-batches. With `share_prefix` (the learner feeds each micro-batch's common
+    prefix once) the packing that feeds fewer tokens is used: by length (least padding) or by prefix
+    (groups kept together, their prompt fed once)."""
+    groups = pack(samples, token_budget)
+    if share_prefix:
+        by_prefix = pack_by_prefix(samples, token_budget)
+        if packing_cost(samples, by_prefix) < packing_cost(samples, groups):
+            groups = by_prefix
+    return [collate(samples, rows, pad_id) for rows in groups]
+
+
+def packing_cost(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Estimated learner work of a packing, in token positions: those fed, plus a fixed cost per
+    micro-batch (forward/backward calls, kernel launches, a smaller batch per call)."""
+    return fed_tokens(samples, groups) + MICRO_BATCH_OVERHEAD_TOKENS * len(groups)
 
 
 def split_mini_batches(n: int, k: int) -> list[list[int]]:

@@ -121,7 +121,8 @@ class Learner:
     @torch.no_grad()
     def recompute_logprobs(self, samples: Sequence[Sample]) -> None:
         """Replace each sample's old_logp by the current policy's log-probs (for >1 update per rollout)."""
-        for mb in micro_batches(samples, self.cfg.micro_batch_tokens, self.pad_id):
+        budget = self.cfg.micro_batch_tokens
+        for mb in micro_batches(samples, budget, self.pad_id, share_prefix=self.share_prefix):
             mb = mb.to(self.device)
             with self._autocast():
                 logp, _ = token_logprobs(self.module, mb, self.temperature, share_prefix=self.share_prefix)
@@ -159,7 +160,8 @@ class Learner:
     def _step(self, local: Sequence[Sample]) -> dict[str, float]:
         """One optimizer step on this rank's share of a mini-batch."""
         norm = self._normaliser(local)
-        batches = micro_batches(local, self.cfg.micro_batch_tokens, self.pad_id) if local else []
+        batches = micro_batches(local, self.cfg.micro_batch_tokens, self.pad_id,
+                                share_prefix=self.share_prefix) if local else []
         count = int(all_reduce(len(batches), self.dist, "max"))  # equal backward calls on every rank
         self.optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
