@@ -13,20 +13,11 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from model_support import tiny_qwen as _tiny_model
 from toolgym.trainers.batching import Sample, micro_batches, pack
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.learner import Learner, lr_lambda, nll_loss
 from toolgym.trainers.losses import LossNormalisers
-
-
-def _tiny_model(seed: int = 0):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      tie_word_embeddings=True)
-    return Qwen2ForCausalLM(cfg)
 
 
 def _samples(n: int = 8, seed: int = 1) -> list[Sample]:

@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_support import tiny_qwen as _tiny_model
 from toolgym.trainers.batching import Sample, fed_tokens, micro_batches, pack
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.learner import Learner, token_logprobs
 from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX, common_prefix_length, shareable_prefix
 
 PREFIX = MIN_SHARED_PREFIX + 8
-
-
-def _tiny_model(seed: int = 0):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=True)
-    return Qwen2ForCausalLM(cfg)
 
 
 def _group(n: int = 5, seed: int = 1) -> list[Sample]:
