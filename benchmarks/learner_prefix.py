@@ -9,7 +9,8 @@ tokens, packed into micro-batches of `--budget` tokens. Three ways to compute th
     shared_length    packed by length, each micro-batch's common prefix (the system prompt) fed once
     shared_prefix    packed by prefix (a group kept together), each group's whole prompt fed once
 
-`optimizer.share_prefix` (the default) picks whichever packing feeds fewer tokens (`fed_tokens`). The
+`optimizer.share_prefix` (the default) picks the packing of lower `packing_cost` (tokens fed + a cost per
+micro-batch). The
 model is the quickstart's tiny Qwen2 unless `--hidden/--layers` say otherwise; one torch thread.
 
     python benchmarks/learner_prefix.py [--prompts 8 --group 8 --system 200 --problem 400
@@ -29,8 +30,9 @@ import time
 
 import torch
 from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
-from toolgym.trainers.batching import Sample, collate, fed_tokens, pack, pack_by_prefix, packing_cost
+from toolgym.trainers.batching import Sample, collate, pack, pack_by_prefix, packing_cost
 from toolgym.trainers.learner import token_logprobs
+from toolgym.trainers.prefix_forward import fed_positions
 
 WAYS = ("plain", "shared_length", "shared_prefix")
 
@@ -102,14 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, float | int | str] = {}
     for way in WAYS:
         groups, share = packings[way]
+        batches = [collate(samples, rows) for rows in groups]
         result[f"{way}_s"] = statistics.median(times[way])
-        result[f"{way}_fed_tokens"] = fed_tokens(samples, groups) if share else sum(
-            len(g) * max(samples[i].num_tokens for i in g) for g in groups)
+        fed = [fed_positions(mb.input_ids, mb.mask) if share else mb.input_ids.numel() for mb in batches]
+        result[f"{way}_fed_tokens"] = sum(fed)
     for way in WAYS[1:]:
         result[f"speedup_{way}"] = result["plain_s"] / result[f"{way}_s"]
     length, prefix = packings["shared_length"][0], packings["shared_prefix"][0]
-    cheaper = packing_cost(samples, prefix) < packing_cost(samples, length)
-    result["default_packing"] = "prefix" if cheaper else "length"
+    cost = {name: packing_cost([collate(samples, rows) for rows in groups])
+            for name, groups in (("length", length), ("prefix", prefix))}
+    result["default_packing"] = min(cost, key=lambda name: (cost[name], name != "length"))
     result["micro_batches_length"], result["micro_batches_prefix"] = len(length), len(prefix)
     result["max_grad_diff"] = max(float((grads[w][n] - grads["plain"][n]).abs().max())
                                   for w in WAYS[1:] for n in grads["plain"])

@@ -6,10 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 from model_support import tiny_qwen as _tiny_model
-from toolgym.trainers.batching import Sample, fed_tokens, micro_batches, pack
+from toolgym.trainers.batching import Sample, collate, micro_batches, pack
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.learner import Learner, token_logprobs
-from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX, common_prefix_length, shareable_prefix
+from toolgym.trainers.prefix_forward import (
+    MIN_SHARED_PREFIX,
+    common_prefix_length,
+    fed_positions,
+    shareable_prefix,
+)
 
 PREFIX = MIN_SHARED_PREFIX + 8
 
@@ -47,6 +52,11 @@ def _grpo_batch(groups: int, size: int, system: int = 4, problem: int = 50, seed
             out.append(Sample(ids=ids, mask=mask, old_logp=[-1.0 * m for m in mask],
                               advantages=[(-1.0) ** k * m for m in mask]))
     return out
+
+
+def fed_tokens(samples: list[Sample], groups: list[list[int]]) -> int:
+    """Positions the shared-prefix forward computes for this packing."""
+    return sum(fed_positions(mb.input_ids, mb.mask) for mb in (collate(samples, rows) for rows in groups))
 
 
 def _forward_batches(model) -> list[tuple[int, int]]:

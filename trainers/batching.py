@@ -143,48 +143,25 @@ def _first_trained(sample: Sample) -> int:
     return next((t for t, m in enumerate(sample.mask) if m != 0), len(sample.mask))
 
 
-def fed_tokens(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
-    """Token positions the learner's forward computes for these micro-batches (padding included), each
-    micro-batch's common prefix counted once where the shared-prefix forward applies to it."""
-    from toolgym.trainers.prefix_forward import MIN_SHARED_PREFIX
-
-    first = [_first_trained(s) for s in samples]
-    total = 0
-    for rows in groups:
-        width = max(samples[i].num_tokens for i in rows)
-        shared = 0
-        if len(rows) > 1:  # as prefix_forward.shareable_prefix: no trained target inside the prefix
-            limit = min(min(first[i] for i in rows), min(samples[i].num_tokens for i in rows) - 1)
-            shared = _common_prefix([samples[i].ids for i in rows], limit)
-            shared = shared if shared >= MIN_SHARED_PREFIX else 0
-        total += shared + len(rows) * (width - shared)
-    return total
-
-
-def _common_prefix(rows: Sequence[Sequence[int]], limit: int) -> int:
-    head, n = rows[0], limit
-    for row in rows[1:]:
-        n = next((t for t in range(n) if row[t] != head[t]), n)
-    return n
-
-
 def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0, *,
                   share_prefix: bool = False) -> list[MicroBatch]:
     """Packed, padded micro-batches. With `share_prefix` (the learner feeds each micro-batch's common
-    prefix once) the packing that feeds fewer tokens is used: by length (least padding) or by prefix
-    (groups kept together, their prompt fed once)."""
-    groups = pack(samples, token_budget)
+    prefix once) the cheaper of two packings by `packing_cost`: by length (least padding; the rows
+    share the system prompt) or by prompt (a GRPO group's whole prompt fed once)."""
+    batches = [collate(samples, rows, pad_id) for rows in pack(samples, token_budget)]
     if share_prefix:
-        by_prefix = pack_by_prefix(samples, token_budget)
-        if packing_cost(samples, by_prefix) < packing_cost(samples, groups):
-            groups = by_prefix
-    return [collate(samples, rows, pad_id) for rows in groups]
+        by_prompt = [collate(samples, rows, pad_id) for rows in pack_by_prefix(samples, token_budget)]
+        if packing_cost(by_prompt) < packing_cost(batches):
+            batches = by_prompt
+    return batches
 
 
-def packing_cost(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
-    """Estimated learner work of a packing, in token positions: those fed, plus a fixed cost per
-    micro-batch (forward/backward calls, kernel launches, a smaller batch per call)."""
-    return fed_tokens(samples, groups) + MICRO_BATCH_OVERHEAD_TOKENS * len(groups)
+def packing_cost(batches: Sequence[MicroBatch]) -> int:
+    """Estimated learner work of a packing, in token positions: those the shared-prefix forward feeds
+    (padding included), plus a fixed cost per micro-batch (calls, kernel launches, smaller batches)."""
+    from toolgym.trainers.prefix_forward import fed_positions
+
+    return sum(fed_positions(mb.input_ids, mb.mask) + MICRO_BATCH_OVERHEAD_TOKENS for mb in batches)
 
 
 def split_mini_batches(n: int, k: int) -> list[list[int]]:

@@ -29,7 +29,7 @@ from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.distributed import DistInfo, all_reduce, unwrap, wrap_model
 from toolgym.trainers.loss_config import LossConfig
 from toolgym.trainers.losses import LossNormalisers
-from toolgym.trainers.prefix_forward import causal_lm_logits
+from toolgym.trainers.prefix_forward import causal_lm_logits, first_trained_column
 
 # loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts) -> (loss, metric shares)
 # Each metric value is this micro-batch's share: summed over micro-batches and ranks (see LossOutput).
@@ -63,8 +63,7 @@ def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 
     would be most of the non-attention work. Positions before it read 0 (their mask is 0). With
     `share_prefix` the rows' common prefix is fed once (trainers/prefix_forward.py; same values and grads).
     """
-    trained = mb.mask.ne(0).any(dim=0).nonzero()  # columns of [B, T-1] with a trained token
-    first = int(trained[0]) if len(trained) else 0
+    first = first_trained_column(mb.mask)  # of [B, T-1]
     keep = mb.input_ids.shape[1] - first  # logits of positions first..T-1
     logits = causal_lm_logits(model, mb.input_ids, _padding_mask(mb.attention_mask), keep,
                               share_prefix=share_prefix)

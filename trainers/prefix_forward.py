@@ -39,6 +39,21 @@ def shareable_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     return n if n >= MIN_SHARED_PREFIX else 0
 
 
+def first_trained_column(mask: torch.Tensor) -> int:
+    """The first column of a loss mask [B, T-1] any row trains on (0 if none): logits are needed from
+    that position on."""
+    trained = mask.ne(0).any(dim=0).nonzero()
+    return int(trained[0]) if len(trained) else 0
+
+
+def fed_positions(input_ids: torch.Tensor, mask: torch.Tensor) -> int:
+    """Token positions the shared-prefix forward computes for a right-padded micro-batch [B, T] with
+    loss mask [B, T-1] (the shared prefix once, the rest per row, padding included)."""
+    rows, width = input_ids.shape
+    shared = shareable_prefix(input_ids, None, width - first_trained_column(mask))
+    return shared + rows * (width - shared)
+
+
 def causal_lm_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      keep: int, *, share_prefix: bool = True) -> torch.Tensor:
     """Logits [B, keep, V] of the last `keep` positions of `input_ids` [B, T], the common prefix fed once
