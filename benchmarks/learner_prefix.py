@@ -30,9 +30,8 @@ import time
 
 import torch
 from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
-from toolgym.trainers.batching import Sample, collate, pack, pack_by_prefix, packing_cost
+from toolgym.trainers.batching import Sample, collate, fed_tokens, pack, pack_by_prefix, packing_cost
 from toolgym.trainers.learner import token_logprobs
-from toolgym.trainers.prefix_forward import fed_positions
 
 WAYS = ("plain", "shared_length", "shared_prefix")
 
@@ -104,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, float | int | str] = {}
     for way in WAYS:
         groups, share = packings[way]
-        batches = [collate(samples, rows) for rows in groups]
         result[f"{way}_s"] = statistics.median(times[way])
-        fed = [fed_positions(mb.input_ids, mb.mask) if share else mb.input_ids.numel() for mb in batches]
-        result[f"{way}_fed_tokens"] = sum(fed)
+        result[f"{way}_fed_tokens"] = fed_tokens(samples, groups) if share else sum(
+            len(rows) * max(samples[i].num_tokens for i in rows) for rows in groups)
     for way in WAYS[1:]:
         result[f"speedup_{way}"] = result["plain_s"] / result[f"{way}_s"]
     length, prefix = packings["shared_length"][0], packings["shared_prefix"][0]
-    cost = {name: packing_cost([collate(samples, rows) for rows in groups])
-            for name, groups in (("length", length), ("prefix", prefix))}
+    cost = {"length": packing_cost(samples, length), "prefix": packing_cost(samples, prefix)}
     result["default_packing"] = min(cost, key=lambda name: (cost[name], name != "length"))
     result["micro_batches_length"], result["micro_batches_prefix"] = len(length), len(prefix)
     result["max_grad_diff"] = max(float((grads[w][n] - grads["plain"][n]).abs().max())

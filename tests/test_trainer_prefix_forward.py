@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from model_support import tiny_qwen as _tiny_model
-from toolgym.trainers.batching import Sample, collate, micro_batches, pack
+from toolgym.trainers.batching import Sample, collate, fed_tokens, micro_batches, pack, pack_by_prefix
 from toolgym.trainers.config import OptimizerConfig
 from toolgym.trainers.learner import Learner, token_logprobs
 from toolgym.trainers.prefix_forward import (
     MIN_SHARED_PREFIX,
     common_prefix_length,
-    fed_positions,
     shareable_prefix,
 )
 
@@ -52,11 +51,6 @@ def _grpo_batch(groups: int, size: int, system: int = 4, problem: int = 50, seed
             out.append(Sample(ids=ids, mask=mask, old_logp=[-1.0 * m for m in mask],
                               advantages=[(-1.0) ** k * m for m in mask]))
     return out
-
-
-def fed_tokens(samples: list[Sample], groups: list[list[int]]) -> int:
-    """Positions the shared-prefix forward computes for this packing."""
-    return sum(fed_positions(mb.input_ids, mb.mask) for mb in (collate(samples, rows) for rows in groups))
 
 
 def _forward_batches(model) -> list[tuple[int, int]]:
@@ -190,6 +184,21 @@ def test_groups_are_packed_together_when_that_feeds_fewer_tokens() -> None:
     assert all(len({prompt_of[i] for i in mb.rows}) == 1 for mb in chosen)  # one group each
     assert fed_tokens(samples, [mb.rows for mb in chosen]) < fed_tokens(samples, by_length)
     assert [mb.rows for mb in micro_batches(samples, budget)] == by_length  # no sharing: by length
+
+
+@pytest.mark.parametrize(("system", "problem"), [(36, 50), (36, 8), (4, 8)])  # shared: both, system, none
+def test_the_packing_cost_counts_what_the_forward_feeds(system: int, problem: int) -> None:
+    """`fed_tokens` (from the lists, before collating) equals the positions the forward calls get."""
+    samples = _grpo_batch(groups=4, size=4, system=system, problem=problem)
+    model = _tiny_model()
+    shapes = _forward_batches(model)
+    for budget in (100_000, 4 * max(s.num_tokens for s in samples)):
+        for groups in (pack(samples, budget), pack_by_prefix(samples, budget)):
+            shapes.clear()
+            with torch.no_grad():
+                for rows in groups:
+                    token_logprobs(model, collate(samples, rows), share_prefix=True)
+            assert fed_tokens(samples, groups) == sum(b * t for b, t in shapes)
 
 
 def test_length_packing_is_kept_when_nothing_can_be_shared() -> None:

@@ -148,20 +148,43 @@ def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0,
     """Packed, padded micro-batches. With `share_prefix` (the learner feeds each micro-batch's common
     prefix once) the cheaper of two packings by `packing_cost`: by length (least padding; the rows
     share the system prompt) or by prompt (a GRPO group's whole prompt fed once)."""
-    batches = [collate(samples, rows, pad_id) for rows in pack(samples, token_budget)]
+    groups = pack(samples, token_budget)
     if share_prefix:
-        by_prompt = [collate(samples, rows, pad_id) for rows in pack_by_prefix(samples, token_budget)]
-        if packing_cost(by_prompt) < packing_cost(batches):
-            batches = by_prompt
-    return batches
+        by_prompt = pack_by_prefix(samples, token_budget)
+        if packing_cost(samples, by_prompt) < packing_cost(samples, groups):
+            groups = by_prompt
+    return [collate(samples, rows, pad_id) for rows in groups]
 
 
-def packing_cost(batches: Sequence[MicroBatch]) -> int:
-    """Estimated learner work of a packing, in token positions: those the shared-prefix forward feeds
-    (padding included), plus a fixed cost per micro-batch (calls, kernel launches, smaller batches)."""
-    from toolgym.trainers.prefix_forward import fed_positions
+def packing_cost(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Estimated learner work of a packing, in token positions: those fed, plus a fixed cost per
+    micro-batch (calls, kernel launches, smaller batches)."""
+    return fed_tokens(samples, groups) + MICRO_BATCH_OVERHEAD_TOKENS * len(groups)
 
-    return sum(fed_positions(mb.input_ids, mb.mask) + MICRO_BATCH_OVERHEAD_TOKENS for mb in batches)
+
+def fed_tokens(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Token positions the shared-prefix forward computes for these micro-batches (padding included):
+    each one's shared prefix once (prefix_forward's rule), the rest per row. From the lists, so that
+    only the chosen packing is collated."""
+    from toolgym.trainers.prefix_forward import shareable_length
+
+    total = 0
+    for rows in groups:
+        width = max(samples[i].num_tokens for i in rows)
+        keep = width - min(_first_trained(samples[i]) for i in rows)
+        shared = shareable_length(len(rows), width, _common_prefix([samples[i].ids for i in rows]), keep)
+        total += shared + len(rows) * (width - shared)
+    return total
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the prefix all rows share, as the padded tensor would show it (a row that is a prefix of
+    another differs at the pad)."""
+    head, n = rows[0], min(len(r) for r in rows)
+    for row in rows[1:]:
+        if row[:n] != head[:n]:
+            n = next(t for t in range(n) if row[t] != head[t])
+    return n
 
 
 def split_mini_batches(n: int, k: int) -> list[list[int]]:

@@ -35,7 +35,13 @@ def shareable_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     rows, width = input_ids.shape
     if rows < 2 or attention_mask is not None:
         return 0
-    n = min(common_prefix_length(input_ids), width - keep, width - 1)  # logits start after the prefix
+    return shareable_length(rows, width, common_prefix_length(input_ids), keep)
+
+
+def shareable_length(rows: int, width: int, common: int, keep: int) -> int:
+    """The rule on plain numbers: `rows` right-padded rows of `width` columns sharing their first `common`
+    tokens, logits needed for the last `keep` positions (also used to cost a packing before collating)."""
+    n = min(common, width - keep, width - 1) if rows > 1 else 0  # logits start after the prefix
     return n if n >= MIN_SHARED_PREFIX else 0
 
 
@@ -44,14 +50,6 @@ def first_trained_column(mask: torch.Tensor) -> int:
     that position on."""
     trained = mask.ne(0).any(dim=0).nonzero()
     return int(trained[0]) if len(trained) else 0
-
-
-def fed_positions(input_ids: torch.Tensor, mask: torch.Tensor) -> int:
-    """Token positions the shared-prefix forward computes for a right-padded micro-batch [B, T] with
-    loss mask [B, T-1] (the shared prefix once, the rest per row, padding included)."""
-    rows, width = input_ids.shape
-    shared = shareable_prefix(input_ids, None, width - first_trained_column(mask))
-    return shared + rows * (width - shared)
 
 
 def causal_lm_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
