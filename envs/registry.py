@@ -32,6 +32,8 @@ import gymnasium
 from toolgym.envs.config import EnvConfig
 from toolgym.envs.task import TaskFamily
 
+from toolgym.registry import UnknownNameError
+
 if TYPE_CHECKING:
     from toolgym.envs.env import ToolEnv
 
@@ -40,9 +42,6 @@ BUILTIN_PLUGIN = "toolgym.tasks:register_builtin"  # toolgym's own: its errors a
 GYM_ENTRY_POINT = "toolgym.envs.registry:make_gym_env"
 ENV_KEYWORDS = ("config", "sandbox", "render_mode")  # make() keywords for the env, besides EnvConfig fields
 
-
-class UnknownNameError(LookupError):
-    """An unknown task id, suite or split; the message names close matches and the known names."""
 
 
 @dataclass(frozen=True)

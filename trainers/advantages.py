@@ -24,7 +24,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
-from toolgym.trainers.registry import Registry
+
+from toolgym.registry import Registry
 
 
 @dataclass
@@ -65,7 +66,7 @@ class AdvantageConfig:
 
 
 AdvantageFn = Callable[[AdvantageInputs, AdvantageConfig], torch.Tensor]
-ADVANTAGES: Registry[AdvantageFn] = Registry("advantage estimator")
+ADVANTAGES: Registry[AdvantageFn] = Registry("advantage estimator", entry_points="toolgym.advantages")
 
 
 def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 import torch
 from toolgym.trainers.loss_config import AGG_MODES, LossConfig
-from toolgym.trainers.registry import Registry
+
+from toolgym.registry import Registry
 
 LOG_RATIO_CLAMP = 20.0  # |logp - old_logp| is clamped here before exp (exp(20) ~ 5e8), as verl does
 _TINY = 1e-8  # floor of the normalisers: an empty micro-batch gives a zero loss, not NaN
@@ -156,7 +157,7 @@ class LossOutput:
 
 LossFn = Callable[[LossInputs, LossConfig], LossOutput]
 LOSSES: Registry[LossFn] = Registry(
-    "loss", builtin_modules=[f"toolgym.trainers.loss_{n}" for n in ("ppo_clip", "gppo", "cispo", "gspo")])
+    "loss", builtins=["toolgym.trainers.loss_*"], entry_points="toolgym.losses")
 
 
 def register_loss(name: str) -> Callable[[LossFn], LossFn]:
