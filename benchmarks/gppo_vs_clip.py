@@ -68,8 +68,8 @@ def run_in_subprocess(model: str, arm: str, seed: int, a: argparse.Namespace,
 
 
 def run_arm(model: str, arm: str, seed: int, a: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    from toolgym.trainers.driver import fit
-    from toolgym.trainers.recipes import load_recipe
+    from toolgym.trainers.config.recipes import load_recipe
+    from toolgym.trainers.run.driver import fit
 
     cfg = load_recipe("quickstart", overrides=[
         f"model.name_or_path={model}", *ARMS[arm], f"run.seed={seed}", f"run.steps={a.steps}",
@@ -125,8 +125,8 @@ def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    from toolgym.trainers.quickstart import warm_start
-    from toolgym.trainers.recipes import load_recipe
+    from toolgym.trainers.config.recipes import load_recipe
+    from toolgym.trainers.run.quickstart import warm_start
 
     work = Path(a.work)
     if a.one:  # internal: one run, result written beside its run directory

@@ -30,8 +30,8 @@ import time
 
 import torch
 from _results import write_json  # benchmarks/_results.py (scripts run from benchmarks/)
-from toolgym.trainers.batching import Sample, collate, fed_tokens, pack, pack_by_prefix, packing_cost
-from toolgym.trainers.learner import token_logprobs
+from toolgym.trainers.learner.batching import Sample, collate, fed_tokens, pack, pack_by_prefix, packing_cost
+from toolgym.trainers.learner.learner import token_logprobs
 
 WAYS = ("plain", "shared_length", "shared_prefix")
 

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 TASK = "toolgym/arith-v0"
-# The quickstart recipe's tiny model (trainers/recipes/quickstart.yaml, model.tiny)
+# The quickstart recipe's tiny model (trainers/config/recipes/quickstart.yaml, model.tiny)
 QUICKSTART_MODEL = {"hidden_size": 128, "intermediate_size": 256, "num_layers": 4, "num_heads": 4,
                     "num_kv_heads": 4}
 MODES = {"single_turn": {"max_turns": 1, "max_tool_calls": 0},
@@ -213,8 +213,8 @@ def _nll(model: Any, episodes: list[Any], eos_id: int) -> Any:
 
 
 def run_ours(model: str, mode: str, a: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    from toolgym.trainers.driver import fit
-    from toolgym.trainers.recipes import load_recipe
+    from toolgym.trainers.config.recipes import load_recipe
+    from toolgym.trainers.run.driver import fit
 
     limits = MODES[mode] if mode == "single_turn" else {**MODES[mode], "max_tool_calls": a.tool_calls}
     cfg = load_recipe("quickstart", overrides=[

@@ -34,17 +34,16 @@ _EXPORTS: dict[str, str] = {
     "get_scheduler": "toolgym.curriculum.registry",
     "scheduler_options": "toolgym.curriculum.registry",
     "DEFAULT_SCHEDULER": "toolgym.curriculum.registry",
-    "UniformScheduler": "toolgym.curriculum.schedulers",
-    "DifficultyBandScheduler": "toolgym.curriculum.schedulers",
-    "SolvedDropScheduler": "toolgym.curriculum.schedulers",
-    "PotentialScheduler": "toolgym.curriculum.staged",
-    "SequenceScheduler": "toolgym.curriculum.staged",
-    "Stage": "toolgym.curriculum.staged",
+    "UniformScheduler": "toolgym.curriculum.scheduler_basic",
+    "DifficultyBandScheduler": "toolgym.curriculum.scheduler_basic",
+    "SolvedDropScheduler": "toolgym.curriculum.scheduler_basic",
+    "PotentialScheduler": "toolgym.curriculum.scheduler_potential",
+    "SequenceScheduler": "toolgym.curriculum.scheduler_potential",
+    "Stage": "toolgym.curriculum.scheduler_potential",
     # batch filters
     "GroupFilter": "toolgym.curriculum.filters",
     "FilterReport": "toolgym.curriculum.filters",
     "FilterResult": "toolgym.curriculum.filters",
-    "group_by": "toolgym.curriculum.filters",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

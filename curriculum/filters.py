@@ -15,7 +15,7 @@ attribute or key name, or by a callable. The filter does not import agents.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -139,16 +139,6 @@ class GroupFilter:
                 result.report.dropped_all_failure += 1
         result.report.groups_kept = len(result.kept)
         return result
-
-
-def group_by(items: Iterable[T], key: str | Callable[[T], Hashable] = "group_id") -> list[list[T]]:
-    """Split a flat list of samples into groups by `key` (attribute/key name or callable), keeping
-    the order in which groups first appear."""
-    get = _getter(key)
-    groups: dict[Hashable, list[T]] = {}
-    for item in items:
-        groups.setdefault(get(item), []).append(item)
-    return list(groups.values())
 
 
 def _success_getter(success: str | Callable[[Any], bool]) -> Callable[[Any], bool]:

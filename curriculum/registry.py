@@ -2,52 +2,58 @@
 
     make_scheduler("potential", ["toolgym/arith-v0", ...], steps_per_stage=100)
 
-Built-in schedulers register themselves when their module is imported; `make_scheduler` imports
-them on first use. An unknown name lists the known ones; an unknown config key lists the keys the
-scheduler accepts.
+Built-in schedulers register themselves when their module is imported (every `scheduler_*` module
+of this package, found on first lookup); a third-party package registers its own through the
+entry-point group `toolgym.schedulers` (`my-sched = "my_pkg.sched:MyScheduler"`). An unknown name
+raises `UnknownNameError` with the closest names; an unknown config key lists the keys the scheduler
+accepts.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from toolgym.curriculum.base import Scheduler
 
+from toolgym.registry import Registry
+
 DEFAULT_SCHEDULER = "potential"
-_BUILTIN_MODULES = ("toolgym.curriculum.schedulers", "toolgym.curriculum.staged")
-_REGISTRY: dict[str, type[Scheduler]] = {}
+SCHEDULERS: Registry[type[Scheduler]] = Registry(
+    "curriculum scheduler", builtins=["toolgym.curriculum.scheduler_*"], entry_points="toolgym.schedulers",
+    hint="`toolgym.curriculum.list_schedulers()` lists them; plugins register through the entry-point "
+         "group 'toolgym.schedulers'.")
 
 
 def register_scheduler(name: str) -> Callable[[type[Scheduler]], type[Scheduler]]:
     """Class decorator: register a `Scheduler` subclass under `name` (a duplicate name raises)."""
 
     def decorator(cls: type[Scheduler]) -> type[Scheduler]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"scheduler {name!r} is already registered ({_REGISTRY[name].__qualname__})")
-        if not (isinstance(cls, type) and issubclass(cls, Scheduler)):
-            raise TypeError(f"register_scheduler({name!r}) needs a Scheduler subclass, got {cls!r}")
+        _check_scheduler_class(name, cls)
+        SCHEDULERS.register(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return decorator
 
 
+def _check_scheduler_class(name: str, cls: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Scheduler)):
+        raise TypeError(f"register_scheduler({name!r}) needs a Scheduler subclass, got {cls!r}")
+
+
 def list_schedulers() -> list[str]:
     """Names of all registered schedulers."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return SCHEDULERS.names()
 
 
 def get_scheduler(name: str) -> type[Scheduler]:
-    """The scheduler class registered under `name`."""
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown curriculum scheduler {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    """The scheduler class registered under `name` (an entry-point plugin is checked here)."""
+    cls = SCHEDULERS.get(name)
+    _check_scheduler_class(name, cls)
+    cls.name = name
+    return cls
 
 
 def scheduler_options(name: str) -> list[str]:
@@ -71,8 +77,3 @@ def make_scheduler(name: str, units: Sequence[str], **cfg: Any) -> Scheduler:
         raise ValueError(f"unknown config key(s) {unknown} for curriculum scheduler {name!r}; "
                          f"allowed: {', '.join(sorted(allowed))}")
     return cls(units, **cfg)
-
-
-def _load_builtins() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)

@@ -11,7 +11,6 @@ unit whose task has no train split is rejected at construction (`check_train_spl
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -77,13 +76,11 @@ def check_train_split(task_ids: Sequence[str], splits: Mapping[str, Sequence[str
     """Fail unless every task id has a train split.
 
     `splits` (task id -> split names) is used when given, so tests and simulations need no registry.
-    Otherwise the registry is asked (`toolgym.envs.registry.task_splits`, imported here so the
-    curriculum loads without it). While the registry module does not exist yet (early in the
-    project) the check is skipped; any other failure of the registry propagates.
+    Otherwise the task registry is asked (`toolgym.envs.registry.task_splits`).
     """
-    lookup = _registry_task_splits() if splits is None else _mapping_lookup(splits)
-    if lookup is None:
-        return
+    from toolgym.envs.registry import task_splits  # here: the curriculum alone loads without gymnasium
+
+    lookup = task_splits if splits is None else _mapping_lookup(splits)
     for task_id in dict.fromkeys(task_ids):
         names = tuple(lookup(task_id))
         if TRAIN not in names:
@@ -99,16 +96,6 @@ def _mapping_lookup(splits: Mapping[str, Sequence[str]]):
         return splits[task_id]
 
     return lookup
-
-
-def _registry_task_splits():
-    try:
-        module = importlib.import_module("toolgym.envs.registry")
-    except ModuleNotFoundError as err:
-        if err.name == "toolgym.envs.registry":
-            return None
-        raise
-    return module.task_splits
 
 
 class UnitSet:

@@ -43,8 +43,7 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if self.tool_format is not None and self.tool_format not in PARSERS:
-            raise ValueError(f"EnvConfig.tool_format={self.tool_format!r} is not a known tool format; "
-                             f"allowed: {', '.join(PARSERS)} (or None for the task's own).")
+            raise ValueError(f"EnvConfig.tool_format: {PARSERS.unknown_message(self.tool_format)}")
         _at_least("max_turns", self.max_turns, 1)
         _at_least("max_tool_calls", self.max_tool_calls, 0)
         _positive("call_timeout", self.call_timeout)

@@ -28,7 +28,6 @@ after a closed code block is taken as complete.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -36,12 +35,19 @@ from typing import Protocol
 
 from toolgym.envs.info import ActionKind
 
+from toolgym.registry import Registry
+
 PYTHON_LANGS = frozenset({"python", "py", "python3", "ipython"})
 # Blocks in these languages are quoted text (data, output), not code meant to run; they are ignored.
 TEXT_LANGS = frozenset({"", "text", "txt", "output", "plaintext", "plain", "markdown", "md", "json",
                         "latex", "tex", "math", "csv", "yaml", "console"})
 ANSWER_EXAMPLE = "<answer>your final answer</answer>"
 
+
+# tool format name -> parser class; a third-party format registers through the entry-point group
+# "toolgym.parsers" (`my-format = "my_pkg.parsing:MyParser"`, a class with the ToolParser methods)
+PARSERS: Registry[type] = Registry("tool format", entry_points="toolgym.parsers",
+                                   hint="Set tool_format to one of them, or None for the task's own.")
 
 @dataclass(frozen=True)
 class ParsedTurn:
@@ -229,6 +235,7 @@ def _looks_like(body: str) -> str:
     return ""
 
 
+@PARSERS.register("fenced")
 class FencedParser(_BaseParser):
     """Markdown code blocks: ```python ... ```; other languages are refused, text blocks ignored."""
 
@@ -323,6 +330,7 @@ def _strip_inner_fence(inner: str) -> str | ParsedTurn:
     return rest[:-3] if rest.endswith("```") else rest
 
 
+@PARSERS.register("xml")
 class XmlParser(_BaseParser):
     """XML-style tags: <code>...</code> (an optional lang="python" attribute is accepted)."""
 
@@ -384,6 +392,7 @@ def _decode_call(inner: str) -> str | ParsedTurn:
     return arguments["code"]
 
 
+@PARSERS.register("json")
 class JsonParser(_BaseParser):
     """JSON tool calls between <tool_call> tags, as Qwen-family chat templates produce them."""
 
@@ -417,19 +426,13 @@ class JsonParser(_BaseParser):
         return f"<tool_call>\n{call}\n</tool_call>"
 
 
-PARSERS: dict[str, type[_BaseParser]] = {"fenced": FencedParser, "xml": XmlParser, "json": JsonParser}
 DEFAULT_FORMAT = "fenced"
 
 
 def get_parser(name: str) -> ToolParser:
-    """The parser for a tool format: "fenced" (default), "xml" or "json"."""
-    cls = PARSERS.get(name)
-    if cls is None:
-        close = difflib.get_close_matches(str(name), PARSERS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown tool format {name!r}.{hint} Known formats: {', '.join(PARSERS)}.")
-    return cls()
+    """The parser for a tool format: "fenced" (default), "xml", "json" or a plugin's."""
+    return PARSERS.get(name)()
 
 
 def list_formats() -> list[str]:
-    return list(PARSERS)
+    return PARSERS.names()

@@ -20,6 +20,12 @@ from typing import Any, TypeVar
 
 from toolgym.envs.task import Score
 
+from toolgym.registry import Registry
+
+# answer checker name -> fn(answer, gold) -> Score; a third-party checker registers through the
+# entry-point group "toolgym.verifiers" (`fuzzy = "my_pkg.checks:score_fuzzy"`)
+VERIFIERS: Registry[Callable[[str, Any], Score]] = Registry("verifier", entry_points="toolgym.verifiers")
+
 T = TypeVar("T")
 
 MAX_MATH_ANSWER_CHARS = 1000  # longer answers are not sent to math-verify (sympy can take forever)
@@ -96,6 +102,7 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
+@VERIFIERS.register("integer")
 def score_integer(answer: str, gold: int) -> Score:
     """1.0 when the answer is the integer `gold`."""
     value = parse_integer(answer)
@@ -110,6 +117,7 @@ def normalize_text(text: str, case_sensitive: bool = False) -> str:
     return s if case_sensitive else s.casefold()
 
 
+@VERIFIERS.register("exact")
 def score_exact(answer: str, gold: str, case_sensitive: bool = False) -> Score:
     """1.0 when the normalised texts are equal."""
     if normalize_text(answer, case_sensitive) == normalize_text(str(gold), case_sensitive):
@@ -117,6 +125,7 @@ def score_exact(answer: str, gold: str, case_sensitive: bool = False) -> Score:
     return Score(0.0, f"wrong: {_shorten(answer.strip())!r} does not match the reference")
 
 
+@VERIFIERS.register("numeric")
 def score_numeric(answer: str, gold: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> Score:
     """1.0 when the answer is a number within tolerance of `gold` (a number or a numeric string).
 
@@ -178,6 +187,7 @@ def _math_verify(gold: str, answer: str) -> tuple[bool, str]:
     return False, f"wrong: {_shorten(str(parsed[-1]))} is not equivalent to the reference"
 
 
+@VERIFIERS.register("math")
 def score_math(answer: str, gold: str, timeout: float = 5.0) -> Score:
     """1.0 when math-verify finds the answer equivalent to `gold` (LaTeX or plain expression)."""
     text = answer.strip().rstrip(".").strip()
@@ -193,16 +203,6 @@ def score_math(answer: str, gold: str, timeout: float = 5.0) -> Score:
     return Score(1.0 if ok else 0.0, detail)
 
 
-VERIFIERS: dict[str, Callable[[str, Any], Score]] = {
-    "exact": score_exact,
-    "numeric": score_numeric,
-    "math": score_math,
-    "integer": score_integer,
-}
-
-
 def get_verifier(name: str) -> Callable[[str, Any], Score]:
-    """The answer checker `name` (one of VERIFIERS); unknown names list the known ones."""
-    if name not in VERIFIERS:
-        raise ValueError(f"unknown verifier {name!r}; known verifiers: {', '.join(VERIFIERS)}")
-    return VERIFIERS[name]
+    """The answer checker `name` (one of VERIFIERS); an unknown name raises UnknownNameError."""
+    return VERIFIERS.get(name)

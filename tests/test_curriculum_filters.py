@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from toolgym.curriculum import FilterReport, GroupFilter, group_by
+from toolgym.curriculum import FilterReport, GroupFilter
 
 
 @dataclass
@@ -106,13 +106,6 @@ def test_bad_config_and_empty_group() -> None:
         GroupFilter().filter([[]])
     with pytest.raises(ValueError, match="n_groups"):
         GroupFilter().fill(lambda k: [], 0)
-
-
-def test_group_by_keeps_first_appearance_order() -> None:
-    samples = [Sample(5, True), Sample(2, False), Sample(5, False), Sample(2, True), Sample(9, True)]
-    groups = group_by(samples)
-    assert [[s.group_id for s in g] for g in groups] == [[5, 5], [2, 2], [9]]
-    assert group_by([{"g": 1}, {"g": 1}], key="g") == [[{"g": 1}, {"g": 1}]]
 
 
 def test_report_add() -> None:

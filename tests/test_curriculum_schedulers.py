@@ -64,7 +64,7 @@ ALL = ["potential", "uniform", "difficulty_band", "solved_drop", "sequence"]
 
 def test_registry_lists_builtins_and_rejects_unknowns() -> None:
     assert set(ALL) <= set(list_schedulers())
-    with pytest.raises(ValueError, match=r"known: .*potential.*uniform"):
+    with pytest.raises(ValueError, match=r"Did you mean 'potential'\?.*Registered: .*potential.*uniform"):
         make_scheduler("potentail", UNITS, splits=SPLITS)
     with pytest.raises(ValueError, match=r"unknown config key.*'lo_band'.*allowed: .*hi"):
         make_scheduler("difficulty_band", UNITS, splits=SPLITS, lo_band=0.1)

@@ -1,6 +1,11 @@
 """The dependency direction of DESIGN.md, checked from the source's import statements.
 
     toolgym (cli)  ->  trainers  ->  curriculum, agents, tasks  ->  envs
+
+and inside trainers/, five rooms with a one-way rule:
+
+    run  ->  learner  ->  config  ->  algo          report: on its own
+    (run may import every room and is the only one with Ray; algo and report import no other room)
 """
 
 from __future__ import annotations
@@ -58,6 +63,56 @@ def violations(package: str) -> list[str]:
             if package == "envs" and parts[0] in HEAVY_FORBIDDEN_IN_ENVS:
                 problems.append(where + " (envs must not import heavy frameworks)")
     return problems
+
+
+# trainers room -> the other rooms it may import (the top-level trainers/__init__ is the lazy public map)
+ROOMS = ("algo", "config", "learner", "run", "report")
+ROOM_ALLOWED = {
+    "algo": set(),
+    "config": {"algo"},
+    "learner": {"algo", "config"},
+    "run": {"algo", "config", "learner", "report"},
+    "report": set(),
+}
+RAY_ROOMS = {"run"}
+
+
+def room_violations(trainers: Path = ROOT / "trainers") -> list[str]:
+    """Imports that break the room rules, as 'file:line imports module' strings."""
+    problems = []
+    for room in ROOMS:
+        for path in sorted((trainers / room).rglob("*.py")):
+            for lineno, module in imported_modules(path, "trainers"):
+                parts = module.split(".")
+                where = f"{path.relative_to(trainers.parent)}:{lineno} imports {module}"
+                if parts[:2] == ["toolgym", "trainers"]:
+                    target = parts[2] if len(parts) > 2 else "(the trainers package)"
+                    if target != room and target not in ROOM_ALLOWED[room]:
+                        problems.append(where)
+                if parts[0] == "ray" and room not in RAY_ROOMS:
+                    problems.append(where + " (only trainers/run may import Ray)")
+    return problems
+
+
+def test_trainers_top_level_holds_only_the_rooms() -> None:
+    top = {p.name for p in (ROOT / "trainers").iterdir() if p.name != "__pycache__"}
+    assert top == {"__init__.py", *ROOMS}
+
+
+def test_trainers_rooms_import_one_way() -> None:
+    assert room_violations() == []
+
+
+def test_room_checker_catches_a_backward_import() -> None:
+    """The room checker must flag a backward import and Ray outside run/ (it is not vacuous)."""
+    bad = ROOT / "trainers" / "algo" / "_layering_probe_tmp.py"
+    bad.write_text("from toolgym.trainers.run import driver\nimport ray\n")
+    try:
+        found = room_violations()
+    finally:
+        bad.unlink()
+    assert any("imports toolgym.trainers.run" in v for v in found)
+    assert any("only trainers/run may import Ray" in v for v in found)
 
 
 @pytest.mark.parametrize("package", sorted(FOLDERS))

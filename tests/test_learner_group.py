@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from toolgym.trainers.batching import Sample
 from toolgym.trainers.config import ConfigError, TrainConfig, load_config
-from toolgym.trainers.driver import fit
-from toolgym.trainers.learner_group import LearnerDiedError, LearnerGroup, build_learner, learner_device
-from toolgym.trainers.metrics import read_metrics
+from toolgym.trainers.learner.batching import Sample
+from toolgym.trainers.report.metrics import read_metrics
+from toolgym.trainers.run.driver import fit
+from toolgym.trainers.run.learner_group import LearnerDiedError, LearnerGroup, build_learner, learner_device
 
 TINY = ["rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.sandbox_pool=2",
         "rollout.cpus_per_worker=1.0", "rollout.max_turns=2", "sampling.max_new_tokens=12",

@@ -11,8 +11,8 @@ import itertools
 import pytest
 import torch
 from toolgym.trainers import LossConfig, LossInputs, LossNormalisers, compute_policy_loss, list_losses
-from toolgym.trainers.loss_config import AGG_MODES
-from toolgym.trainers.losses import aggregate
+from toolgym.trainers.algo.loss_api import aggregate
+from toolgym.trainers.algo.loss_config import AGG_MODES
 
 B, T = 8, 14
 CASES = list(itertools.product(["ppo_clip", "gppo", "cispo", "gspo"], AGG_MODES))
@@ -109,36 +109,6 @@ def test_padded_batch_equals_unpadded(name: str, mode: str) -> None:
     assert (p_grad[B:] == 0).all() and (p_grad[:, T:] == 0).all()
     for key, value in out.metrics.items():
         assert p_out.metrics[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-
-
-@pytest.mark.parametrize(("name", "mode"), CASES)
-def test_packed_rows_equal_separate_rows(name: str, mode: str) -> None:
-    """Two samples packed in one row with sample_ids give the loss and gradient of two rows."""
-    batch, cfg = make_batch(2), full_config(name, mode)
-    rows = [1, 3]  # lengths 3 and 1: pack them into one row of width T
-    n0 = 3
-    packed = {}
-    for key in ("logp", "old_logp", "advantages", "mask", "ref_logp", "entropy"):
-        v = batch[key]
-        row = torch.zeros(1, T, dtype=v.dtype)
-        row[0, :n0], row[0, n0:n0 + 1] = v[rows[0], :n0], v[rows[1], :1]
-        packed[key] = row
-    sample_ids = torch.zeros(1, T, dtype=torch.long)
-    sample_ids[0, n0:] = 1
-    separate = {k: batch[k][rows] for k in packed}
-    results = []
-    for data, ids in ((separate, None), (packed, sample_ids)):
-        logp = data["logp"].clone().requires_grad_()
-        out = compute_policy_loss(LossInputs(
-            logp, data["old_logp"], data["advantages"], data["mask"], ref_logp=data["ref_logp"],
-            entropy=data["entropy"], sample_ids=ids, num_samples=None if ids is None else 2,
-            positive=batch["positive"][rows]), cfg)
-        out.loss.backward()
-        results.append((float(out.loss.detach()), logp.grad))
-    (loss, grad), (p_loss, p_grad) = results
-    assert p_loss == pytest.approx(loss, rel=1e-12)
-    torch.testing.assert_close(p_grad[0, :n0], grad[0, :n0], rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(p_grad[0, n0:n0 + 1], grad[1, :1], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("mode", AGG_MODES)

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 from toolgym.trainers import LossConfig, LossInputs, get_loss
-from toolgym.trainers.loss_config import AGG_MODES
+from toolgym.trainers.algo.loss_config import AGG_MODES
 
 EPS_LOW, EPS_HIGH = 0.2, 0.28
 

@@ -13,7 +13,7 @@ from toolgym.trainers import (
     compute_policy_loss,
     entropy_from_logits,
 )
-from toolgym.trainers.loss_terms import kl_per_token
+from toolgym.trainers.algo.terms import kl_per_token
 
 
 def test_adaptive_entropy_trajectory_follows_the_rule() -> None:

@@ -182,5 +182,5 @@ def test_one_megabyte_turn_is_parsed_quickly(fmt: str, unit: str) -> None:
 
 
 def test_unknown_format_suggests_a_close_one() -> None:
-    with pytest.raises(ValueError, match=r"Did you mean 'json'.*fenced, xml, json"):
+    with pytest.raises(ValueError, match=r"Did you mean 'json'.*fenced, json, xml"):
         get_parser("jsn")

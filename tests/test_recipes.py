@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from toolgym.trainers.configio import ConfigError
-from toolgym.trainers.recipes import (
-    check_recipe,
+from toolgym.trainers.config.checks import check_recipe
+from toolgym.trainers.config.recipes import (
     describe_recipe,
     list_recipes,
     load_recipe,
     recipe_dict,
 )
+from toolgym.trainers.config.yaml_io import ConfigError
 
 from toolgym.cli import main
 

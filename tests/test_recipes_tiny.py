@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from toolgym.trainers.driver import fit
-from toolgym.trainers.recipes import list_recipes, load_recipe
-from toolgym.trainers.report import write_report
+from toolgym.trainers.config.recipes import list_recipes, load_recipe
+from toolgym.trainers.report.html import write_report
+from toolgym.trainers.run.driver import fit
 
 pytestmark = pytest.mark.slow
 

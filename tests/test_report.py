@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from toolgym.trainers.metrics import METRICS, MetricsLogger
-from toolgym.trainers.report import load_run, write_report
-from toolgym.trainers.report_plots import PANELS, POTENTIALS_KEY
+from toolgym.trainers.report.html import load_run, write_report
+from toolgym.trainers.report.metrics import METRICS, MetricsLogger
+from toolgym.trainers.report.plots import PANELS, POTENTIALS_KEY
 
 from toolgym.cli import main
 
@@ -42,7 +42,7 @@ def images(page: str) -> dict[str, Image.Image]:
 
 def test_every_plotted_metric_is_a_documented_name() -> None:
     used = {key for panel in PANELS for key, _ in panel.lines if key not in panel.optional}
-    # loss/* names are documented with their loss (trainers/losses.py), the rest in METRICS
+    # loss/* names are documented with their loss (trainers/algo/loss_api.py), the rest in METRICS
     assert {k for k in used if not k.startswith("loss/")} <= set(METRICS)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from test_report import write_run
-from toolgym.trainers.report import write_report
-from toolgym.trainers.report_plots import PANELS
+from toolgym.trainers.report.html import write_report
+from toolgym.trainers.report.plots import PANELS
 
 pytestmark = pytest.mark.slow
 

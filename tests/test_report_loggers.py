@@ -7,14 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from toolgym.trainers.loggers import LOGGERS, make_loggers, parse_log_option
-from toolgym.trainers.metrics import MetricsLogger
+from toolgym.trainers.report.loggers import LOGGERS, make_loggers, parse_log_option
+from toolgym.trainers.report.metrics import MetricsLogger
 
 
 def test_parse_log_option() -> None:
     assert parse_log_option("tensorboard, wandb,tensorboard") == ["tensorboard", "wandb"]
     assert parse_log_option("") == [] and parse_log_option(None) == []
-    with pytest.raises(ValueError, match=r"unknown logger\(s\) \['tensorbord'\]; known: tensorboard, wandb"):
+    suggestion = r"unknown logger 'tensorbord'\. Did you mean 'tensorboard'\?.*Registered: tensorboard, wandb"
+    with pytest.raises(ValueError, match=suggestion):
         parse_log_option("tensorbord")
     assert set(LOGGERS) == {"tensorboard", "wandb"}
 
@@ -77,4 +78,4 @@ def test_train_log_option_sets_run_log_and_rejects_unknown_names(capsys: pytest.
     overrides = train._overrides(parser.parse_args(["--log", "wandb,tensorboard"]))
     assert load_config("quickstart", overrides).run.log == ["wandb", "tensorboard"]
     assert main(["train", "--log", "tensorbord"]) == 2
-    assert "unknown logger(s) ['tensorbord']" in capsys.readouterr().err
+    assert "unknown logger 'tensorbord'. Did you mean 'tensorboard'?" in capsys.readouterr().err

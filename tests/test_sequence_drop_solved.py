@@ -150,7 +150,8 @@ def test_bad_drop_options_say_what_is_allowed(cfg: dict, match: str) -> None:
 
 @pytest.mark.parametrize("name", ["skywork-or1", "acereason"])
 def test_the_recipes_that_publish_it_turn_it_on(name: str) -> None:
-    from toolgym.trainers.recipes import load_recipe, train_task_ids
+    from toolgym.trainers.config.checks import task_ids as train_task_ids
+    from toolgym.trainers.config.recipes import load_recipe
 
     for tiny in (False, True):
         cfg = load_recipe(name, tiny=tiny)

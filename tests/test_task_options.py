@@ -15,10 +15,10 @@ import pytest
 from toolgym.agents.engine import Generation
 from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config import ConfigError, load_config
-from toolgym.trainers.driver import fit
-from toolgym.trainers.recipes import check_recipe, load_recipe
-from toolgym.trainers.task_options import check_task_options, run_task_ids, task_kwargs
-from toolgym.trainers.workers import RolloutWorker, _build_sandbox
+from toolgym.trainers.config.checks import check_recipe, check_task_options, run_task_ids, task_kwargs
+from toolgym.trainers.config.recipes import load_recipe
+from toolgym.trainers.run.driver import fit
+from toolgym.trainers.run.workers import RolloutWorker, _build_sandbox
 
 CODE, ARITH = "toolgym/code-v0", "toolgym/arith-v0"
 # right on some unit tests only: count_vowels misses upper case (train), is_anagram ignores case/spaces

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from toolgym.trainers.config import ConfigError, TrainConfig, load_config
-from toolgym.trainers.configio import from_dict
-from toolgym.trainers.recipes import list_recipes, recipe_file
+from toolgym.trainers.config.recipes import list_recipes, recipe_file
+from toolgym.trainers.config.yaml_io import from_dict
 
 
 def test_the_default_recipe_is_quickstart_and_shipped() -> None:

@@ -21,10 +21,10 @@ from toolgym.envs.registry import register
 from toolgym.envs.task import Problem, Score
 from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config import TrainConfig, load_config
-from toolgym.trainers.driver import fit
-from toolgym.trainers.metrics import METRICS, read_metrics
-from toolgym.trainers.pool import LocalPool, RayPool
-from toolgym.trainers.runstate import base_model_path
+from toolgym.trainers.report.metrics import METRICS, read_metrics
+from toolgym.trainers.run.driver import fit
+from toolgym.trainers.run.rollout_pool import LocalPool, RayPool
+from toolgym.trainers.run.runstate import base_model_path
 from transformers import AutoModelForCausalLM
 
 TINY = ["rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.sandbox_pool=2",
@@ -183,7 +183,7 @@ def test_a_killed_rollout_actor_is_replaced_and_its_requests_retried(local_ray, 
 
 
 def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_returns(tmp_path: Path, monkeypatch) -> None:
-    import toolgym.trainers.driver as driver
+    import toolgym.trainers.run.driver as driver
 
     real_step = driver.train_step
 

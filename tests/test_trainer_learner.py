@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from model_support import tiny_qwen as _tiny_model
-from toolgym.trainers.batching import Sample, micro_batches, pack
-from toolgym.trainers.config import OptimizerConfig
-from toolgym.trainers.learner import Learner, lr_lambda, nll_loss
-from toolgym.trainers.losses import LossNormalisers
+from toolgym.trainers.algo.loss_api import LossNormalisers
+from toolgym.trainers.config.schema import OptimizerConfig
+from toolgym.trainers.learner.batching import Sample, micro_batches, pack
+from toolgym.trainers.learner.learner import Learner, lr_lambda, nll_loss
 
 
 def _samples(n: int = 8, seed: int = 1) -> list[Sample]:
@@ -66,7 +66,7 @@ def test_packing_respects_the_token_budget() -> None:
 
 
 def test_padded_microbatch_gives_the_same_logprobs_as_unpadded() -> None:
-    from toolgym.trainers.learner import token_logprobs
+    from toolgym.trainers.learner.learner import token_logprobs
 
     model = _tiny_model().eval()
     samples = _samples(4)
@@ -82,7 +82,7 @@ def test_padded_microbatch_gives_the_same_logprobs_as_unpadded() -> None:
 def test_logprobs_skip_the_prompt_but_match_a_full_forward_where_trained() -> None:
     """Logits are computed only from the first trained column; on trained tokens log-probs and entropy
     equal those of the full [B, T, V] forward (rows with different prompt lengths)."""
-    from toolgym.trainers.learner import token_logprobs
+    from toolgym.trainers.learner.learner import token_logprobs
 
     model = _tiny_model().eval()
     samples = _samples(4)
@@ -161,7 +161,7 @@ def _free_port() -> int:
 
 
 def _rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
-    from toolgym.trainers.distributed import init_distributed
+    from toolgym.trainers.learner.distributed import init_distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -191,8 +191,8 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(tmp_path) -> None:
 
 def test_registry_loss_through_the_learner_is_microbatch_invariant() -> None:
     """GPPO + SFT-on-positives + entropy bonus, as the trainer uses them: 1 x N == N x 1."""
-    from toolgym.trainers.learner import policy_loss_fn
-    from toolgym.trainers.loss_config import LossConfig
+    from toolgym.trainers.algo.loss_config import LossConfig
+    from toolgym.trainers.learner.learner import policy_loss_fn
 
     loss_fn = policy_loss_fn(LossConfig(name="gppo", sft_coef=0.1, entropy_coef=0.01))
     grads = []

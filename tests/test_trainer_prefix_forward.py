@@ -1,4 +1,5 @@
-"""The learner's shared-prefix forward (trainers/prefix_forward.py): the common prefix of a micro-batch is
+"""The learner's shared-prefix forward (trainers/learner/prefix_forward.py): the common prefix of a
+micro-batch is
 fed once, and log-probs, entropy and the gradient are those of the plain forward."""
 
 from __future__ import annotations
@@ -6,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 from model_support import tiny_qwen as _tiny_model
-from toolgym.trainers.batching import Sample, collate, fed_tokens, micro_batches, pack, pack_by_prefix
-from toolgym.trainers.config import OptimizerConfig
-from toolgym.trainers.learner import Learner, token_logprobs
-from toolgym.trainers.prefix_forward import (
+from toolgym.trainers.config.schema import OptimizerConfig
+from toolgym.trainers.learner.batching import Sample, collate, fed_tokens, micro_batches, pack, pack_by_prefix
+from toolgym.trainers.learner.learner import Learner, token_logprobs
+from toolgym.trainers.learner.prefix_forward import (
     MIN_SHARED_PREFIX,
     common_prefix_length,
     shareable_prefix,
@@ -132,7 +133,7 @@ def _ratio_loss(mb, logp, entropy, norm):
 def _rank_main(rank: int, world: int, port: int, out: str, strategy: str) -> None:
     import os
 
-    from toolgym.trainers.distributed import init_distributed
+    from toolgym.trainers.learner.distributed import init_distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -152,7 +153,8 @@ def _rank_main(rank: int, world: int, port: int, out: str, strategy: str) -> Non
 def test_two_ranks_make_the_one_process_update(strategy: str, tmp_path) -> None:
     """DDP sees two forward calls per backward with the shared prefix; its gradient sync must still give
     the update of one process that does not share it. FSDP2's backward fails after two forward calls, so
-    it is not offered the shared path (trainers/learner.py): it must run, plainly, to the same update."""
+    it is not offered the shared path (trainers/learner/learner.py): it must run, plainly, to the same
+    update."""
     import socket
 
     import torch.multiprocessing as mp

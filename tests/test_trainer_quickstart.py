@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from toolgym.trainers.metrics import read_metrics
-from toolgym.trainers.quickstart import SUMMARY_KEYS
+from toolgym.trainers.report.metrics import read_metrics
+from toolgym.trainers.run.quickstart import SUMMARY_KEYS
 
 from toolgym.cli import main
 
@@ -47,7 +47,7 @@ def test_bad_override_is_reported_with_the_allowed_keys(tmp_path, capsys) -> Non
 def test_guess_fraction_mixes_in_tool_free_demos_that_the_environment_scores_wrong(tmp_path) -> None:
     from toolgym.agents.tiny import build_tiny_model
     from toolgym.trainers.config import load_config
-    from toolgym.trainers.quickstart import make_demos
+    from toolgym.trainers.run.quickstart import make_demos
 
     model_dir = tmp_path / "tiny"
     build_tiny_model(model_dir, hidden_size=32, intermediate_size=64, num_layers=1)

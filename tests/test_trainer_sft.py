@@ -8,7 +8,7 @@ import re
 import pytest
 from toolgym.agents.episode import Episode, read_jsonl
 from toolgym.agents.tiny import cached_tiny_model
-from toolgym.trainers.sft import mean_nll, sft_samples
+from toolgym.trainers.run.sft import mean_nll, sft_samples
 from transformers import AutoModelForCausalLM
 
 from toolgym.cli import main

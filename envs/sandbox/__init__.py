@@ -20,12 +20,20 @@ from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 from toolgym._lazy import lazy_exports
+from toolgym.registry import Registry
 
-BACKENDS = {
-    "local": "toolgym.envs.sandbox.local:LocalBackend",
-    "subprocess": "toolgym.envs.sandbox.subproc:SubprocessBackend",
-    "e2b": "toolgym.envs.sandbox.e2b_backend:E2BBackend",
-}
+SANDBOX_BACKENDS: Registry[Any] = Registry(
+    "sandbox backend", entry_points="toolgym.sandbox_backends",
+    hint="Plugins register a backend class through the entry-point group 'toolgym.sandbox_backends'.")
+for _name, _target in (("local", "toolgym.envs.sandbox.local:LocalBackend"),
+                       ("subprocess", "toolgym.envs.sandbox.subproc:SubprocessBackend"),
+                       ("e2b", "toolgym.envs.sandbox.e2b_backend:E2BBackend")):
+    SANDBOX_BACKENDS.register(_name, _target)  # built-ins as "module:Class", imported on first use
+BACKENDS = SANDBOX_BACKENDS  # the older name
+
+
+def list_backends() -> list[str]:
+    return SANDBOX_BACKENDS.names()
 
 
 def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
@@ -35,13 +43,12 @@ def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
     """
     import importlib
 
-    target = BACKENDS.get(backend)
-    if target is None:
-        raise ValueError(f"unknown sandbox backend {backend!r}; known backends: {sorted(BACKENDS)}")
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    target = SANDBOX_BACKENDS.get(backend)
+    if isinstance(target, str):
+        module_name, _, class_name = target.partition(":")
+        target = getattr(importlib.import_module(module_name), class_name)
     try:
-        return cls(**options)
+        return target(**options)
     except TypeError as exc:
         raise TypeError(f"bad option for sandbox backend {backend!r}: {exc}") from None
 
@@ -56,5 +63,6 @@ _EXPORTS = {
     "E2BSession": "toolgym.envs.sandbox.e2b_backend",
     "execution_to_result": "toolgym.envs.sandbox.e2b_backend",
 }
-__all__ = ["BACKENDS", "ExecResult", "SandboxBackend", "SandboxLimits", "Session", "make_sandbox", *_EXPORTS]
+__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "SandboxBackend", "SandboxLimits", "Session",
+           "list_backends", "make_sandbox", *_EXPORTS]
 __getattr__ = lazy_exports(__name__, _EXPORTS)

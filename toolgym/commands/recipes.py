@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _list() -> int:
-    from toolgym.trainers.recipes import describe_recipe, list_recipes
+    from toolgym.trainers.config.recipes import describe_recipe, list_recipes
 
     rows = [describe_recipe(name) for name in list_recipes()]
     width = max(len(r.name) for r in rows)
@@ -37,7 +37,7 @@ def _list() -> int:
 def _show(args: argparse.Namespace) -> int:
     import yaml
 
-    from toolgym.trainers.recipes import describe_recipe, load_recipe
+    from toolgym.trainers.config.recipes import describe_recipe, load_recipe
 
     info = describe_recipe(args.name)
     if args.resolved:
@@ -57,7 +57,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toolgym.trainers.configio import ConfigError
+    from toolgym.trainers.config.yaml_io import ConfigError
 
     try:
         if args.action == "list":

@@ -2,7 +2,7 @@
 
 The page embeds its PNGs (no server, no network, no JavaScript), so it can be mailed or opened from a
 cluster's shared disk; several run directories are overlaid for comparison. See
-toolgym.trainers.report for what is plotted.
+toolgym.trainers.report.html for what is plotted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toolgym.trainers.report import write_report
+    from toolgym.trainers.report.html import write_report
 
     try:
         path = write_report(args.run_dirs, args.out)

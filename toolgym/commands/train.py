@@ -50,7 +50,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     if args.engine:
         extra.append(f"engine.kind={args.engine}")
     if args.log:
-        from toolgym.trainers.loggers import parse_log_option
+        from toolgym.trainers.report.loggers import parse_log_option
 
         extra.append(f"run.log=[{','.join(parse_log_option(args.log))}]")
     return extra
@@ -58,7 +58,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from toolgym.trainers.config import ConfigError, load_config
-    from toolgym.trainers.recipes import check_recipe
+    from toolgym.trainers.config.checks import check_recipe
 
     try:
         cfg = load_config(args.recipe, _overrides(args), tiny=args.tiny)
@@ -69,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
     quickstart = cfg.model.name_or_path is None and cfg.sft.steps > 0 and not args.resume
     if quickstart:
-        from toolgym.trainers.quickstart import SUMMARY_KEYS, run_quickstart
+        from toolgym.trainers.run.quickstart import SUMMARY_KEYS, run_quickstart
 
         summary = run_quickstart(cfg, run_dir)
         print(f"toolgym train: quickstart done in {run_dir}")
         for key in SUMMARY_KEYS:
             print(f"  {key}: {summary[key]}")
         return 0
-    from toolgym.trainers.driver import fit
+    from toolgym.trainers.run.driver import fit
 
     try:
         result = fit(cfg, run_dir, resume=args.resume)

@@ -1,0 +1,199 @@
+"""From Episodes to padded tensors: token-aligned samples and micro-batches packed by a token budget.
+
+Why here: the learner must see exactly the tokens the engine sampled (token-faithful rollouts), with
+per-token arrays aligned to the *targets* `ids[1:]` (position t of `mask`, `old_logp`, `advantages`
+describes the token `ids[t + 1]`, predicted from `ids[: t + 1]`). Micro-batches are packed so that
+`rows * longest_row <= micro_batch_tokens`, which bounds activation memory whatever the mix of short
+and long episodes; the loss normaliser is global (see learner.py), so the packing never changes the
+gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Sample:
+    """One episode as the learner sees it (lists; tensors are built per micro-batch)."""
+
+    ids: list[int]  # prompt + response tokens  [L]
+    mask: list[float]  # [L-1] loss weight of target ids[t+1]: 1 = sampled by the policy, 0 otherwise
+    old_logp: list[float]  # [L-1] behaviour log-prob of ids[t+1] (0.0 where mask is 0)
+    advantages: list[float]  # [L-1]
+    positive: bool = False  # fully correct sample (SFT-on-positives term)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+
+def sample_from_episode(episode, advantage: float | Sequence[float], *, weight: float = 1.0) -> Sample:
+    """Align an Episode's response arrays to targets; `advantage` is a scalar or per response token.
+
+    `weight` 0 masks the whole episode (an errored or filtered sample) while keeping it in the batch.
+    """
+    prompt, response = list(episode.prompt_ids), list(episode.response_ids)
+    if not response:
+        raise ValueError(f"episode {episode.task_id}#{episode.index} has no response tokens")
+    if len(episode.loss_mask) != len(response) or len(episode.logprobs) != len(response):
+        raise ValueError(
+            f"episode {episode.task_id}#{episode.index}: loss_mask ({len(episode.loss_mask)}) and logprobs "
+            f"({len(episode.logprobs)}) must have one entry per response token ({len(response)})")
+    pad = [0.0] * (len(prompt) - 1)
+    adv = [float(advantage)] * len(response) if isinstance(advantage, (int, float)) else list(advantage)
+    mask = [float(m) * weight for m in episode.loss_mask]
+    return Sample(
+        ids=prompt + response,
+        mask=pad + mask,
+        old_logp=pad + [float(x) for x in episode.logprobs],
+        advantages=pad + adv,
+        positive=bool(episode.success),
+    )
+
+
+@dataclass
+class MicroBatch:
+    """Right-padded tensors of a few samples."""
+
+    input_ids: torch.Tensor  # [B, T] long
+    attention_mask: torch.Tensor  # [B, T] long
+    targets: torch.Tensor  # [B, T-1] long, = input_ids[:, 1:]
+    mask: torch.Tensor  # [B, T-1] float loss weights (0 on padding)
+    old_logp: torch.Tensor  # [B, T-1] float
+    advantages: torch.Tensor  # [B, T-1] float
+    positive: torch.Tensor  # [B] bool
+    rows: list[int]  # index of each row in the original sample list
+
+    def to(self, device: torch.device | str) -> MicroBatch:
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
+        return MicroBatch(**moved)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+# A micro-batch's fixed cost in token positions. Measured on CPU (tiny model, benchmarks/learner_prefix.py)
+# at about 70; a GPU's per-call cost is larger relative to a token's, so err high: with 16 groups of 4
+# short episodes one micro-batch per group loses to one mixed micro-batch despite feeding fewer tokens.
+MICRO_BATCH_OVERHEAD_TOKENS = 256
+
+
+def pack(samples: Sequence[Sample], token_budget: int) -> list[list[int]]:
+    """Group sample indices so that rows * longest <= token_budget (a longer sample goes alone).
+
+    Longest first, so each micro-batch holds samples of similar length (little padding).
+    """
+    order = sorted(range(len(samples)), key=lambda i: (-samples[i].num_tokens, i))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups:
+            longest = samples[groups[-1][0]].num_tokens  # first member is the longest
+            if (len(groups[-1]) + 1) * longest <= token_budget:
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def collate(samples: Sequence[Sample], rows: Sequence[int], pad_id: int = 0) -> MicroBatch:
+    """Right-pad the chosen samples into one MicroBatch."""
+    chosen = [samples[i] for i in rows]
+    width = max(s.num_tokens for s in chosen)
+    b = len(chosen)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)  # [B, T]
+    attention = torch.zeros((b, width), dtype=torch.long)  # [B, T]
+    mask = torch.zeros((b, width - 1))  # [B, T-1]
+    old_logp = torch.zeros((b, width - 1))
+    adv = torch.zeros((b, width - 1))
+    for r, s in enumerate(chosen):
+        n = s.num_tokens
+        input_ids[r, :n] = torch.tensor(s.ids, dtype=torch.long)
+        attention[r, :n] = 1
+        mask[r, : n - 1] = torch.tensor(s.mask)
+        old_logp[r, : n - 1] = torch.tensor(s.old_logp)
+        adv[r, : n - 1] = torch.tensor(s.advantages)
+    return MicroBatch(
+        input_ids=input_ids, attention_mask=attention, targets=input_ids[:, 1:].clone(), mask=mask,
+        old_logp=old_logp, advantages=adv,
+        positive=torch.tensor([s.positive for s in chosen], dtype=torch.bool), rows=list(rows),
+    )
+
+
+def pack_by_prefix(samples: Sequence[Sample], token_budget: int) -> list[list[int]]:
+    """Like `pack`, but a micro-batch holds episodes of one prompt only (a GRPO group, split by the budget
+    where it is larger): the learner then feeds the whole prompt once per micro-batch, where a mix of
+    prompts shares only the system prompt. Groups in lexicographic order of their prompts."""
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(samples):
+        by_prompt.setdefault(tuple(s.ids[:_first_trained(s)]), []).append(i)
+    groups: list[list[int]] = []
+    for prompt in sorted(by_prompt):
+        members = by_prompt[prompt]
+        groups += [[members[j] for j in g] for g in pack([samples[i] for i in members], token_budget)]
+    return groups
+
+
+def _first_trained(sample: Sample) -> int:
+    """Column of the first trained target (= length of the context before the first policy token - 1)."""
+    return next((t for t, m in enumerate(sample.mask) if m != 0), len(sample.mask))
+
+
+def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0, *,
+                  share_prefix: bool = False) -> list[MicroBatch]:
+    """Packed, padded micro-batches. With `share_prefix` (the learner feeds each micro-batch's common
+    prefix once) the cheaper of two packings by `packing_cost`: by length (least padding; the rows
+    share the system prompt) or by prompt (a GRPO group's whole prompt fed once)."""
+    groups = pack(samples, token_budget)
+    if share_prefix:
+        by_prompt = pack_by_prefix(samples, token_budget)
+        if packing_cost(samples, by_prompt) < packing_cost(samples, groups):
+            groups = by_prompt
+    return [collate(samples, rows, pad_id) for rows in groups]
+
+
+def packing_cost(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Estimated learner work of a packing, in token positions: those fed, plus a fixed cost per
+    micro-batch (calls, kernel launches, smaller batches)."""
+    return fed_tokens(samples, groups) + MICRO_BATCH_OVERHEAD_TOKENS * len(groups)
+
+
+def fed_tokens(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
+    """Token positions the shared-prefix forward computes for these micro-batches (padding included):
+    each one's shared prefix once (prefix_forward's rule), the rest per row. From the lists, so that
+    only the chosen packing is collated."""
+    from toolgym.trainers.learner.prefix_forward import shareable_length
+
+    total = 0
+    for rows in groups:
+        width = max(samples[i].num_tokens for i in rows)
+        keep = width - min(_first_trained(samples[i]) for i in rows)
+        shared = shareable_length(len(rows), width, _common_prefix([samples[i].ids for i in rows]), keep)
+        total += shared + len(rows) * (width - shared)
+    return total
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the prefix all rows share, as the padded tensor would show it (a row that is a prefix of
+    another differs at the pad)."""
+    head, n = rows[0], min(len(r) for r in rows)
+    for row in rows[1:]:
+        if row[:n] != head[:n]:
+            n = next(t for t in range(n) if row[t] != head[t])
+    return n
+
+
+def split_mini_batches(n: int, k: int) -> list[list[int]]:
+    """Split indices 0..n-1 into k contiguous, nearly equal mini-batches (no empty ones)."""
+    k = max(1, min(k, n))
+    bounds = [round(j * n / k) for j in range(k + 1)]
+    return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]
+
+
+def shard(indices: Sequence[int], rank: int, world: int) -> list[int]:
+    """This rank's strided share of a mini-batch (every rank gets a nearly equal count)."""
+    return list(indices[rank::world])

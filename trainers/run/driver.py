@@ -1,0 +1,157 @@
+"""The single controller: `fit()` reads like the algorithm; Ray (or one process) decides where it runs.
+
+    for step in 1..S:
+        requests = curriculum.next_batch(n)                  task instances, in stage order
+        episodes = rollout workers(requests)                 G episodes per request (Ray actors)
+        groups   = group filter(episodes)                    zero-variance groups dropped, refilled
+        samples  = advantages(groups)                        registry estimator, per token
+        learner.update(samples)                              registry loss, AdamW
+        sync weights -> rollout engines
+        curriculum.update(outcomes)                          success stats, potentials, stages
+        every eval.every steps: held-out pass@k; metrics JSONL; checkpoint
+
+Ctrl-C finishes the current step, saves a checkpoint and returns (a second Ctrl-C stops at once).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from toolgym.trainers.config.checks import task_ids
+from toolgym.trainers.config.schema import TrainConfig
+from toolgym.trainers.report.metrics import Progress, episode_metrics, peak_rss_mb, unit_potentials
+from toolgym.trainers.run.rollout_pool import make_pool
+from toolgym.trainers.run.runstate import RunState
+from toolgym.trainers.run.stages import build_samples, group_episodes, outcomes
+
+
+def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train for `cfg.run.steps` steps; returns the last step's metrics and the held-out evaluations
+    (step -> result) made before training, every `eval.every` steps and after the last step."""
+    run = RunState.create(cfg, run_dir, resume=resume)
+    progress = Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress)
+    evals: dict[int, dict[str, Any]] = {}
+    metrics: dict[str, Any] = {}
+    try:
+        run.pool = make_pool(run.model_path, cfg)
+        if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
+            evals[0] = evaluate(run)
+            run.logger.log(0, eval_metrics(evals[0]))
+        with interrupt_flag() as interrupted:
+            while run.step < cfg.run.steps and not interrupted() and not out_of_time(run):
+                metrics = train_step(run)
+                if cfg.eval.every > 0 and run.step % cfg.eval.every == 0 and run.step < cfg.run.steps:
+                    evals[run.step] = evaluate(run)
+                    metrics.update(eval_metrics(evals[run.step]))
+                run.logger.log(run.step, metrics)
+                progress.update(metrics)
+                if cfg.checkpoint.every > 0 and run.step % cfg.checkpoint.every == 0:
+                    run.save()
+            if interrupted():
+                progress.write(f"interrupted: checkpoint {run.save()} written; resume with --resume")
+                return {"interrupted": True, "step": run.step, "metrics": metrics, "evals": evals}
+        if cfg.eval.problems > 0 and run.step not in evals:
+            evals[run.step] = evaluate(run)
+            run.logger.log(run.step, eval_metrics(evals[run.step]))
+        run.save()
+        worker_rss = run.pool.peak_rss_mb()
+    finally:
+        progress.close()
+        run.close()
+    return {"interrupted": False, "step": run.step, "metrics": metrics, "evals": evals,
+            "worker_peak_rss_mb": worker_rss}
+
+
+def train_step(run: RunState) -> dict[str, Any]:
+    """One rollout batch and its updates; returns the step's metrics."""
+    cfg, started = run.cfg, time.monotonic()
+    step = run.step + 1
+    all_episodes: list[Any] = []
+
+    def sample_groups(k: int) -> list[list[Any]]:
+        requests = run.curriculum.next_batch(k, run.rng)
+        episodes = run.pool.rollout(requests, seed=step_seed(cfg.run.seed, step, len(all_episodes)))
+        all_episodes.extend(episodes)
+        return group_episodes(episodes)
+
+    kept = run.group_filter.fill(sample_groups, cfg.rollout.prompts_per_step)
+    rollout_s = time.monotonic() - started
+    samples = build_samples(kept.kept, cfg)
+    t_learn = time.monotonic()
+    learned = run.learner.update(samples) if samples else {}
+    if run.entropy is not None and "actor/entropy" in learned:
+        run.entropy.update(learned["actor/entropy"])
+    t_sync = time.monotonic()
+    run.pool.sync(run.learner.policy_state())
+    run.curriculum.update(outcomes(all_episodes))
+    run.step = step
+    return {
+        **episode_metrics(all_episodes, rollout_s), **learned, **run.curriculum.describe(),
+        "curriculum/unit_potentials": unit_potentials(run.curriculum),
+        "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
+        "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
+        "time/rollout_s": rollout_s, "time/learner_s": t_sync - t_learn,
+        "time/sync_s": time.monotonic() - t_sync, "time/step_s": time.monotonic() - started,
+        "faults/worker_restarts": float(run.pool.restarts),
+        "faults/retried_requests": float(run.pool.retried),
+        "system/peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def evaluate(run: RunState) -> dict[str, Any]:
+    """Held-out pass@k with the current weights; also written to RUN_DIR/eval/step_N.json."""
+    e = run.cfg.eval
+    result = run.pool.evaluate(tasks=task_ids(run.cfg, e.split), split=e.split, problems=e.problems, n=e.n,
+                               ks=list(e.ks), temperature=e.temperature, seed=run.cfg.run.seed)
+    out = run.run_dir / "eval" / f"step_{run.step:06d}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"step": run.step, **result}, indent=1, default=str))
+    return result
+
+
+def eval_metrics(result: dict[str, Any]) -> dict[str, float]:
+    return {f"eval/{k}": float(v) for k, v in result["overall"].items()
+            if k.startswith("pass@") and v is not None}
+
+
+def out_of_time(run: RunState) -> bool:
+    limit = run.cfg.run.time_limit_s
+    return limit is not None and time.monotonic() - run.started > limit
+
+
+def entropy_coef(run: RunState) -> float:
+    if run.entropy is not None:
+        return float(run.entropy.coef_to_apply)
+    return float(run.cfg.loss.entropy_coef)
+
+
+def step_seed(seed: int, step: int, offset: int = 0) -> int:
+    """The rollout seed of a step (and of its refill rounds): a function of (seed, step) only."""
+    return (seed * 2_654_435_761 + step * 40_503 + offset) % (2**31 - 1)
+
+
+@contextmanager
+def interrupt_flag() -> Iterator[Any]:
+    """While active, the first SIGINT sets a flag (checked between steps); the second raises."""
+    hits = []
+
+    def handler(signum: int, frame: Any) -> None:
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)

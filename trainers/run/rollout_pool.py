@@ -1,0 +1,145 @@
+"""Where rollout workers run: Ray actors (local Ray or a cluster) or the driver's own process.
+
+Both pools give the same episodes for the same weights, requests and seed: requests are cut into the
+same contiguous chunks, and chunk i is always rolled out with `chunk_seed(seed, i)` (the in-process
+pool runs the chunks one after another on its single worker).
+
+Fault handling (Ray): a chunk whose actor died is re-submitted to a fresh actor, which first loads the
+latest weights; after `rollout.request_retries` failed re-submissions the error propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from toolgym.agents.episode import Episode
+from toolgym.envs.types import TaskRequest
+from toolgym.trainers.config.schema import TrainConfig
+from toolgym.trainers.run.workers import RolloutWorker, chunk_seed, split_chunks
+
+
+def init_ray(cfg: TrainConfig) -> bool:
+    """Start local Ray or join the cluster of `cfg.run`, unless Ray is already up; True if started here
+    (the caller then shuts it down). Shared by the rollout pool and the learner group."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.run.ray == "cluster":
+        ray.init(address=cfg.run.ray_address or "auto", include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cfg.run.ray_num_cpus, num_gpus=None, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def worker_threads(cfg: TrainConfig) -> int:
+    """Intra-op threads of a worker's engine: its declared CPUs (the same in both pools)."""
+    return max(1, int(cfg.rollout.cpus_per_worker))
+
+
+class LocalPool:
+    """The stages in one process (`run.ray: off`): one worker, chunks run in turn."""
+
+    def __init__(self, model_path: str, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.worker = RolloutWorker(model_path, cfg.to_dict(), 0, worker_threads(cfg))
+        self.restarts = 0
+        self.retried = 0
+
+    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]:
+        chunks = split_chunks(requests, self.cfg.rollout.num_workers)
+        return [ep for i, chunk in enumerate(chunks)
+                for ep in self.worker.rollout(chunk, chunk_seed(seed, i))]
+
+    def sync(self, weights: dict[str, Any]) -> None:
+        self.worker.update_weights(weights)
+
+    def evaluate(self, **kwargs: Any) -> dict[str, Any]:
+        return self.worker.evaluate(**kwargs)
+
+    def peak_rss_mb(self) -> list[float]:
+        return []  # the worker lives in the driver process, whose peak is measured there
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class RayPool:
+    """`rollout.num_workers` Ray actors, each declaring `cpus_per_worker` / `gpus_per_worker`."""
+
+    def __init__(self, model_path: str, cfg: TrainConfig) -> None:
+        import ray
+
+        self.ray, self.cfg, self.model_path = ray, cfg, model_path
+        self._started_ray = init_ray(cfg)
+        self._actor_cls = ray.remote(num_cpus=cfg.rollout.cpus_per_worker,
+                                     num_gpus=cfg.rollout.gpus_per_worker)(RolloutWorker)
+        self._weights_ref = None
+        self.actors = [self._spawn(i) for i in range(cfg.rollout.num_workers)]
+        self.restarts = 0  # actors replaced after dying
+        self.retried = 0  # task requests re-submitted
+
+    def _spawn(self, index: int) -> Any:
+        actor = self._actor_cls.remote(self.model_path, self.cfg.to_dict(), index, worker_threads(self.cfg))
+        if self._weights_ref is not None:
+            actor.update_weights.remote(self._weights_ref)  # ordered before any later call
+        return actor
+
+    def _replace(self, index: int) -> None:
+        self.ray.kill(self.actors[index], no_restart=True)
+        self.actors[index] = self._spawn(index)
+        self.restarts += 1
+
+    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]:
+        chunks = split_chunks(requests, len(self.actors))
+        refs = [self.actors[i].rollout.remote(chunk, chunk_seed(seed, i)) for i, chunk in enumerate(chunks)]
+        out: list[Episode] = []
+        for i, (chunk, ref) in enumerate(zip(chunks, refs, strict=True)):
+            again = lambda a, c=chunk, k=i: a.rollout.remote(c, chunk_seed(seed, k))  # noqa: E731
+            out += self._get_with_retry(i, ref, again, len(chunk))
+        return out
+
+    def _get_with_retry(self, index: int, ref: Any, resubmit: Any, n_requests: int) -> Any:
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        for attempt in range(self.cfg.rollout.request_retries + 1):
+            try:
+                return self.ray.get(ref)
+            except (RayActorError, ActorDiedError, ActorUnavailableError) as exc:
+                if attempt == self.cfg.rollout.request_retries:
+                    retries = self.cfg.rollout.request_retries
+                    raise RuntimeError(f"rollout worker {index} died {attempt + 1} times; giving up "
+                                       f"(rollout.request_retries={retries})") from exc
+                self._replace(index)
+                self.retried += n_requests
+                ref = resubmit(self.actors[index])
+        raise AssertionError("unreachable")
+
+    def sync(self, weights: dict[str, Any]) -> None:
+        self._weights_ref = self.ray.put(weights)
+        refs = [a.update_weights.remote(self._weights_ref) for a in self.actors]
+        for i, ref in enumerate(refs):
+            self._get_with_retry(i, ref, lambda a: a.update_weights.remote(self._weights_ref), 0)
+
+    def evaluate(self, **kwargs: Any) -> dict[str, Any]:
+        ref = self.actors[0].evaluate.remote(**kwargs)
+        return self._get_with_retry(0, ref, lambda a: a.evaluate.remote(**kwargs), 0)
+
+    def peak_rss_mb(self) -> list[float]:
+        """Peak resident memory of each actor process (MiB)."""
+        return [float(self.ray.get(a.peak_rss_mb.remote(), timeout=60)) for a in self.actors]
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.get(actor.close.remote(), timeout=30)
+            except Exception:  # a dead actor has nothing left to close
+                pass
+            self.ray.kill(actor, no_restart=True)
+        if self._started_ray:
+            self.ray.shutdown()
+
+
+def make_pool(model_path: str, cfg: TrainConfig) -> LocalPool | RayPool:
+    return LocalPool(model_path, cfg) if cfg.run.ray == "off" else RayPool(model_path, cfg)
