@@ -10,6 +10,7 @@ from toolgym.trainers import (
     AdvantageConfig,
     AdvantageInputs,
     compute_advantages,
+    episode_advantages,
     get_advantage,
     list_advantages,
     register_advantage,
@@ -128,3 +129,34 @@ def test_bad_inputs_and_config_are_explained() -> None:
     with pytest.raises(ValueError, match=r"needs AdvantageInputs\.kl"):
         compute_advantages(AdvantageInputs(REWARDS, GROUPS, MASK),
                            AdvantageConfig("reinforce_pp", kl_coef=0.1))
+
+
+def test_every_builtin_estimator_gives_one_value_per_episode_without_per_token_rewards() -> None:
+    """The trainer's form: [N] values, whose broadcast over the mask is the per-token advantage."""
+    inputs = AdvantageInputs(REWARDS, GROUPS, MASK)
+    own = "toolgym.trainers.algo.advantages"
+    builtins = [n for n in list_advantages() if get_advantage(n).__module__ == own]
+    assert len(builtins) == 5
+    for name in builtins:
+        values = episode_advantages(inputs, AdvantageConfig(name))
+        assert values.shape == (len(REWARDS),), name
+        torch.testing.assert_close(values[:, None] * MASK, compute_advantages(inputs, AdvantageConfig(name)))
+
+
+def test_reinforce_pp_per_episode_form_equals_the_token_level_return_to_go() -> None:
+    """Without per-token KL the closed form (token-weighted whitening of R_i) equals the general path
+    (return-to-go over tokens, then whitening over tokens), here forced with a zero KL."""
+    closed = compute_advantages(AdvantageInputs(REWARDS, GROUPS, MASK), AdvantageConfig("reinforce_pp"))
+    tokens = compute_advantages(AdvantageInputs(REWARDS, GROUPS, MASK, kl=torch.zeros_like(MASK)),
+                                AdvantageConfig("reinforce_pp", kl_coef=1.0))
+    torch.testing.assert_close(closed, tokens, rtol=1e-6, atol=1e-7)
+    assert episode_advantages(AdvantageInputs(REWARDS, GROUPS, MASK, kl=torch.zeros_like(MASK)),
+                              AdvantageConfig("reinforce_pp", kl_coef=1.0)).shape == MASK.shape
+
+
+def test_an_estimator_of_the_wrong_shape_is_explained() -> None:
+    name = "test-wrong-shape"
+    if name not in list_advantages():
+        register_advantage(name)(lambda inputs, cfg: torch.zeros(3))
+    with pytest.raises(ValueError, match=r"returned shape \(3,\); it must be \[N\] = \(8,\)"):
+        episode_advantages(AdvantageInputs(REWARDS, GROUPS, MASK), AdvantageConfig(name))

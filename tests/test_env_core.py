@@ -249,7 +249,7 @@ def test_render_ansi_shows_the_transcript() -> None:
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("max_turns", 0, "max_turns must be an integer >= 1"),
     ("call_timeout", -1, "call_timeout must be a number of seconds > 0"),
-    ("tool_format", "yaml", "allowed: fenced, xml, json"),
+    ("tool_format", "yaml", "unknown tool format .yaml.*Registered: fenced, json, xml"),
     ("format_weight", -0.1, "format_weight must be a number >= 0"),
 ])
 def test_config_validation_names_the_field(field: str, value: object, match: str) -> None:

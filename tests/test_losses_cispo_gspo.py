@@ -91,4 +91,4 @@ def test_gspo_clips_whole_sequences() -> None:
     assert (x.grad[clipped] == 0).all()
     assert (x.grad[~clipped][mask[~clipped] > 0] != 0).all()
     share = float((mask[clipped]).sum() / mask.sum())
-    assert out.metrics["loss/clipfrac"] == pytest.approx(share, rel=1e-6)
+    assert out.floats()["loss/clipfrac"] == pytest.approx(share, rel=1e-6)

@@ -89,7 +89,7 @@ def test_gppo_forward_equals_ppo_clip(mode: str, dual_clip: bool) -> None:
         out = get_loss(name)(LossInputs(x, old, adv, mask), cfg)
         out.loss.backward()
         values[name], grads[name] = float(out.loss.detach()), x.grad
-        metrics = out.metrics
+        metrics = out.floats()
     assert values["gppo"] == pytest.approx(values["ppo_clip"], abs=1e-12)
     r = torch.exp(logp - old)
     clipped = ((adv > 0) & (r > 1 + EPS_HIGH)) | ((adv < 0) & (r < 1 - EPS_LOW))

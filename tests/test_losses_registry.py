@@ -97,9 +97,11 @@ def test_metric_names_are_stable() -> None:
     out = compute_policy_loss(inputs, LossConfig.defaults_for("gppo", sft_coef=0.1))
     assert set(out.metrics) == {
         "loss/policy", "loss/clipfrac_low", "loss/clipfrac_high", "loss/clipfrac", "loss/clipfrac_dual",
-        "loss/approx_kl", "loss/entropy", "loss/entropy_coef", "loss/kl", "loss/sft", "adv/mean", "adv/std",
-        "loss/total"}
-    assert all(isinstance(v, float) for v in out.metrics.values())
+        "loss/approx_kl", "actor/entropy", "loss/kl", "loss/sft", "adv/mean", "adv/std", "loss/total"}
+    # detached 0-d tensors, read with one sync
+    values = out.metrics.values()
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in values)
+    assert all(isinstance(v, float) for v in out.floats().values())
 
 
 def test_import_toolgym_trainers_does_not_import_torch() -> None:

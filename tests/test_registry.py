@@ -84,7 +84,8 @@ def test_duplicate_registration_is_idempotent_only_when_identical() -> None:
 @pytest.mark.parametrize(("args", "match"), [
     (("bad id with spaces", TOY), "Invalid task id"),
     (("regtest/ep-v0", "no_colon_here"), "must be 'module:factory'"),
-    (("regtest/fmtbad-v0", TOY, {"tool_format": "yaml"}), "allowed: fenced, xml, json"),
+    (("regtest/fmtbad-v0", TOY, {"tool_format": "yaml"}),
+     "unknown tool format .yaml.*Registered: fenced, json, xml"),
     (("regtest/splits-v0", TOY, {"splits": "train"}), "non-empty sequence of split names"),
 ])
 def test_register_validates_its_arguments(args: tuple, match: str) -> None:

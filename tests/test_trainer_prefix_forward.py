@@ -124,7 +124,7 @@ def test_learner_update_is_the_same_with_and_without_prefix_sharing() -> None:
         torch.testing.assert_close(states[0][name], value, atol=1e-5, rtol=1e-4)
 
 
-def _ratio_loss(mb, logp, entropy, norm):
+def _ratio_loss(mb, logp, entropy, norm, entropy_coef=None):
     ratio = torch.exp(logp - mb.old_logp)
     loss = (-mb.advantages * ratio * mb.mask).sum() / norm.num_tokens
     return loss, {"loss/policy": float(loss.detach())}
@@ -182,7 +182,7 @@ def test_groups_are_packed_together_when_that_feeds_fewer_tokens() -> None:
     budget = 4 * max(s.num_tokens for s in samples)  # room for one group per micro-batch
     chosen = micro_batches(samples, budget, share_prefix=True)
     by_length = pack(samples, budget)
-    prompt_of = [tuple(s.ids[:54]) for s in samples]
+    prompt_of = [tuple(s.ids[:54].tolist()) for s in samples]
     assert all(len({prompt_of[i] for i in mb.rows}) == 1 for mb in chosen)  # one group each
     assert fed_tokens(samples, [mb.rows for mb in chosen]) < fed_tokens(samples, by_length)
     assert [mb.rows for mb in micro_batches(samples, budget)] == by_length  # no sharing: by length

@@ -50,8 +50,8 @@ def test_sft_trains_only_on_policy_tokens_of_successful_episodes(demos) -> None:
     sample = sft_samples(episodes[:1])[0]
     ep = episodes[0]
     # targets aligned: the mask covers exactly the response's loss-mask-1 tokens, shifted by the prompt
-    assert sum(sample.mask) == sum(ep.loss_mask)
-    assert sample.mask[len(ep.prompt_ids) - 1:] == [float(m) for m in ep.loss_mask]
+    assert float(sample.mask.sum()) == sum(ep.loss_mask)
+    assert sample.mask[len(ep.prompt_ids) - 1:].tolist() == [float(m) for m in ep.loss_mask]
 
 
 def test_sft_errors_are_clear(tiny_path, tmp_path, capsys) -> None:

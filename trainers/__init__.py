@@ -8,7 +8,8 @@ from toolgym._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     # advantages (trainers/algo/advantages.py)
     **dict.fromkeys(["AdvantageInputs", "AdvantageConfig", "register_advantage", "get_advantage",
-                     "list_advantages", "compute_advantages"], "toolgym.trainers.algo.advantages"),
+                     "list_advantages", "compute_advantages",
+                     "episode_advantages"], "toolgym.trainers.algo.advantages"),
     # policy losses (trainers/algo/loss_api.py, loss_config.py, policy_loss.py, loss_terms.py)
     **dict.fromkeys(["LossInputs", "LossOutput", "LossNormalisers", "register_loss", "get_loss",
                      "list_losses"], "toolgym.trainers.algo.loss_api"),

@@ -1,4 +1,4 @@
-"""Advantage estimators: a registry of `(AdvantageInputs, AdvantageConfig) -> Tensor [N, T]`.
+"""Advantage estimators: a registry of `(AdvantageInputs, AdvantageConfig) -> Tensor [N] or [N, T]`.
 
 Outcome rewards are one number per sample, and samples come in groups (G rollouts of one prompt), so
 critic-free estimators compare a sample with its group (ALGORITHMS.md, "Advantages"):
@@ -11,8 +11,14 @@ critic-free estimators compare a sample with its group (ALGORITHMS.md, "Advantag
                            (REINFORCE++, 2501.03262; var unbiased, as verl's masked_whiten)
     reinforce_pp_baseline  R_i - mean(R) then the same batch whitening
 
-The value is repeated on every token of sample i where mask > 0 and is 0 elsewhere. A group whose
-rewards are all equal gets exactly 0 (no rounding noise amplified by a tiny std). Statistics are
+An estimator returns one value per episode ([N]) when the value is the same on all of the episode's
+tokens -- every estimator above, reinforce_pp included when there is no per-token KL (the return-to-go
+of a final reward is that reward on every token, and token-weighted whitening of per-episode values
+needs only each episode's token count) -- or one per token ([N, T]) otherwise (reinforce_pp with
+`kl_coef`). `episode_advantages` returns what the estimator gives (the trainer's form: a value per
+episode, no per-token round trip); `compute_advantages` broadcasts it to [N, T], repeated on every token
+of sample i where mask > 0 and 0 elsewhere. A group whose rewards are all equal gets exactly 0 (no
+rounding noise amplified by a tiny std). Statistics are
 computed in float64 and returned in float32. Whitening uses the whole batch passed in: call once per
 rollout batch, not per micro-batch.
 """
@@ -82,11 +88,22 @@ def list_advantages() -> list[str]:
     return ADVANTAGES.names()
 
 
-def compute_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig | None = None) -> torch.Tensor:
-    """Per-token advantages [N, T] (float32) by the estimator `cfg.name` (default grpo)."""
+def episode_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig | None = None) -> torch.Tensor:
+    """The estimator's own output (float32): [N], one value per episode, or [N, T] per token."""
     cfg = cfg or AdvantageConfig()
     adv = get_advantage(cfg.name)(inputs, cfg)
-    return (adv * (inputs.mask > 0)).float()
+    n = inputs.rewards.shape[0]
+    if tuple(adv.shape) not in ((n,), tuple(inputs.mask.shape)):
+        raise ValueError(f"advantage estimator {cfg.name!r} returned shape {tuple(adv.shape)}; it must be "
+                         f"[N] = ({n},) or [N, T] = {tuple(inputs.mask.shape)}")
+    return adv.float()
+
+
+def compute_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig | None = None) -> torch.Tensor:
+    """Per-token advantages [N, T] (float32) by the estimator `cfg.name` (default grpo)."""
+    adv = episode_advantages(inputs, cfg)
+    per_token = adv[:, None] if adv.dim() == 1 else adv
+    return (per_token * (inputs.mask > 0)).float()
 
 
 @dataclass
@@ -119,50 +136,49 @@ def _group_index(group_ids: torch.Tensor | Sequence[Hashable], device: torch.dev
     return torch.tensor([seen.setdefault(k, len(seen)) for k in group_ids], dtype=torch.long, device=device)
 
 
-def _per_token(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return values[:, None] * (mask > 0)  # [N] -> [N, T]
-
-
 @register_advantage("grpo")
 def grpo_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig) -> torch.Tensor:
     st = group_stats(inputs.rewards, inputs.group_ids)
-    adv = torch.where(st.count > 1, st.centred / (st.std + cfg.std_eps), 0.0)
-    return _per_token(adv, inputs.mask)
+    return torch.where(st.count > 1, st.centred / (st.std + cfg.std_eps), 0.0)
 
 
 @register_advantage("dr_grpo")
 def dr_grpo_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig) -> torch.Tensor:
-    return _per_token(group_stats(inputs.rewards, inputs.group_ids).centred, inputs.mask)
+    return group_stats(inputs.rewards, inputs.group_ids).centred
 
 
 @register_advantage("rloo")
 def rloo_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig) -> torch.Tensor:
     st = group_stats(inputs.rewards, inputs.group_ids)
-    adv = torch.where(st.count > 1, st.centred * st.count / (st.count - 1).clamp_min(1), 0.0)
-    return _per_token(adv, inputs.mask)
+    return torch.where(st.count > 1, st.centred * st.count / (st.count - 1).clamp_min(1), 0.0)
 
 
 @register_advantage("reinforce_pp")
 def reinforce_pp_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig) -> torch.Tensor:
+    if not cfg.kl_coef:  # the return-to-go is R_i on every token: whiten per episode, token-weighted
+        rewards = inputs.rewards.detach().to(torch.float64)
+        return whiten_episodes(rewards, _token_counts(inputs), cfg.whiten_eps)
     m = (inputs.mask > 0).to(torch.float64)  # [N, T]
     t = m.shape[1]
     last = t - 1 - torch.argmax(m.flip(-1), dim=-1)  # [N] index of the last loss token
     token_reward = torch.zeros_like(m)
     token_reward[torch.arange(m.shape[0], device=m.device), last] = inputs.rewards.detach().to(torch.float64)
     token_reward = token_reward * m  # rows without loss tokens get nothing
-    if cfg.kl_coef:
-        if inputs.kl is None:
-            raise ValueError("AdvantageConfig.kl_coef > 0 needs AdvantageInputs.kl ([N, T] per-token KL)")
-        token_reward = token_reward - cfg.kl_coef * inputs.kl.detach().to(torch.float64) * m
+    if inputs.kl is None:
+        raise ValueError("AdvantageConfig.kl_coef > 0 needs AdvantageInputs.kl ([N, T] per-token KL)")
+    token_reward = token_reward - cfg.kl_coef * inputs.kl.detach().to(torch.float64) * m
     returns = token_reward.flip(-1).cumsum(-1).flip(-1)  # [N, T] return-to-go, gamma = 1
     return whiten(returns, m, cfg.whiten_eps)
 
 
 @register_advantage("reinforce_pp_baseline")
 def reinforce_pp_baseline_advantages(inputs: AdvantageInputs, cfg: AdvantageConfig) -> torch.Tensor:
-    m = (inputs.mask > 0).to(torch.float64)
-    centred = group_stats(inputs.rewards, inputs.group_ids).centred.to(m.device)
-    return whiten(centred[:, None] * m, m, cfg.whiten_eps)
+    centred = group_stats(inputs.rewards, inputs.group_ids).centred
+    return whiten_episodes(centred, _token_counts(inputs), cfg.whiten_eps)
+
+
+def _token_counts(inputs: AdvantageInputs) -> torch.Tensor:
+    return (inputs.mask > 0).to(torch.float64).sum(-1)  # [N] loss tokens per episode
 
 
 def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -172,3 +188,13 @@ def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch
     mean = (values * m).sum() / n.clamp_min(1)
     var = (((values - mean) * m) ** 2).sum() / (n - 1).clamp_min(1)
     return (values - mean) * torch.rsqrt(var + eps) * m
+
+
+def whiten_episodes(values: torch.Tensor, counts: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`whiten` of per-episode values repeated on each episode's `counts` [N] loss tokens, per episode:
+    the token mean and unbiased token variance from the counts, (x_i - mean) / sqrt(var + eps)."""
+    x, c = values.to(torch.float64), counts.to(torch.float64)
+    n = c.sum()
+    mean = (x * c).sum() / n.clamp_min(1)
+    var = (c * (x - mean) ** 2).sum() / (n - 1).clamp_min(1)
+    return torch.where(c > 0, (x - mean) * torch.rsqrt(var + eps), 0.0)

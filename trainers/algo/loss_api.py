@@ -138,13 +138,18 @@ class LossOutput:
     """A scalar to `backward()` and metrics, each value this micro-batch's share of the mini-batch value.
 
     Summing `metrics` over the micro-batches of a mini-batch gives: token means exactly
-    (`loss/clipfrac*`, `loss/approx_kl`, `loss/entropy`, `adv/mean`); the coefficient itself for
-    `loss/entropy_coef`; the mini-batch loss for `loss/policy`, `loss/sft`, `loss/kl`; and a
-    token-weighted mean of the micro-batch values for `adv/std` (exact with one micro-batch).
+    (`loss/clipfrac*`, `loss/approx_kl`, `actor/entropy`, `adv/mean`); the mini-batch loss for
+    `loss/policy`, `loss/sft`, `loss/kl`; and a token-weighted mean of the micro-batch values for
+    `adv/std` (exact with one micro-batch). Values are detached 0-d tensors: the caller reads them all
+    with one device sync (`floats()`, or the learner's own once per micro-batch).
     """
 
     loss: torch.Tensor  # [] scalar
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def floats(self) -> dict[str, float]:
+        """The metrics as Python floats (one device sync)."""
+        return to_floats(self.metrics)
 
 
 LossFn = Callable[[LossInputs, LossConfig], LossOutput]

@@ -11,8 +11,9 @@ policy loss holds for the total (see toolgym.trainers.algo.loss_api for how to f
 Metrics (each value is this micro-batch's share; sum them over micro-batches, see LossOutput):
     loss/policy, loss/clipfrac_low, loss/clipfrac_high, loss/clipfrac (+ loss/clipfrac_dual with the
     dual clip), loss/approx_kl (k3 estimate of KL(pi_old || pi_theta): mean of (r - 1) - log r),
-    loss/entropy (when LossInputs.entropy is given), loss/entropy_coef, loss/kl (when ref_logp is
-    given), loss/sft (when sft_coef > 0), adv/mean, adv/std (over the tokens in the loss), loss/total.
+    actor/entropy (when LossInputs.entropy is given), loss/kl (when ref_logp is given), loss/sft (when
+    sft_coef > 0), adv/mean, adv/std (over the tokens in the loss), loss/total. The entropy coefficient
+    in use is the driver's `actor/entropy_coef`. Values are detached tensors (`LossOutput.floats()`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from toolgym.trainers.algo.loss_api import (
     LossInputs,
     LossOutput,
     get_loss,
-    to_floats,
     token_weights,
 )
 from toolgym.trainers.algo.loss_config import LossConfig
@@ -34,7 +34,7 @@ def compute_policy_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
     """The total loss of one (micro-)batch and its metrics."""
     policy = get_loss(cfg.name)(inputs, cfg)
     loss = policy.loss
-    metrics: dict[str, torch.Tensor | float] = {"loss/policy": policy.loss.detach(), **policy.metrics}
+    metrics: dict[str, torch.Tensor] = {"loss/policy": policy.loss.detach(), **policy.metrics}
     w = token_weights(inputs, cfg)  # [B, T]
     loss = loss + _entropy_term(inputs, cfg, w, metrics)
     loss = loss + _kl_term(inputs, cfg, w, metrics)
@@ -43,7 +43,7 @@ def compute_policy_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
         loss = loss + cfg.sft_coef * sft
     metrics.update(_ratio_and_advantage_metrics(inputs))
     metrics["loss/total"] = loss.detach()
-    return LossOutput(loss, to_floats(metrics))
+    return LossOutput(loss, metrics)
 
 
 def entropy_coef_for(inputs: LossInputs, cfg: LossConfig) -> float:
@@ -57,11 +57,10 @@ def entropy_coef_for(inputs: LossInputs, cfg: LossConfig) -> float:
 
 
 def _entropy_term(inputs: LossInputs, cfg: LossConfig, w: torch.Tensor,
-                  metrics: dict[str, torch.Tensor | float]) -> torch.Tensor | float:
+                  metrics: dict[str, torch.Tensor]) -> torch.Tensor | float:
     coef = entropy_coef_for(inputs, cfg)
-    metrics["loss/entropy_coef"] = inputs.token_mean(torch.ones_like(inputs.mask)) * coef  # sums to coef
     if inputs.entropy is not None:
-        metrics["loss/entropy"] = inputs.token_mean(inputs.entropy)
+        metrics["actor/entropy"] = inputs.token_mean(inputs.entropy)
     if coef == 0:
         return 0.0
     if inputs.entropy is None:
@@ -71,7 +70,7 @@ def _entropy_term(inputs: LossInputs, cfg: LossConfig, w: torch.Tensor,
 
 
 def _kl_term(inputs: LossInputs, cfg: LossConfig, w: torch.Tensor,
-             metrics: dict[str, torch.Tensor | float]) -> torch.Tensor | float:
+             metrics: dict[str, torch.Tensor]) -> torch.Tensor | float:
     if inputs.ref_logp is None:
         if cfg.kl_coef > 0:
             raise ValueError(f"LossConfig.kl_coef = {cfg.kl_coef} needs LossInputs.ref_logp "

@@ -12,27 +12,59 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+from toolgym.trainers.learner.prefix_forward import (
+    common_prefix_length,
+    first_trained_column,
+    shareable_length,
+)
+
+if TYPE_CHECKING:
+    from toolgym.agents.episode import Episode
 
 
 @dataclass
 class Sample:
-    """One episode as the learner sees it (lists; tensors are built per micro-batch)."""
+    """One episode as the learner sees it: the one form of the batch on its way to the loss.
 
-    ids: list[int]  # prompt + response tokens  [L]
-    mask: list[float]  # [L-1] loss weight of target ids[t+1]: 1 = sampled by the policy, 0 otherwise
-    old_logp: list[float]  # [L-1] behaviour log-prob of ids[t+1] (0.0 where mask is 0)
-    advantages: list[float]  # [L-1]
+    1-D tensors on the CPU, aligned to the targets `ids[1:]`; a micro-batch stacks rows of these, and
+    every rule the learner applies (first trained position, common prefix, loss normalisers) is defined
+    once, on tensors (prefix_forward.py, loss_api.LossNormalisers). Sequences given to the constructor
+    are converted.
+    """
+
+    ids: torch.Tensor  # [L] long, prompt + response tokens
+    mask: torch.Tensor  # [L-1] float, loss weight of target ids[t+1]: 1 = sampled by the policy, else 0
+    old_logp: torch.Tensor  # [L-1] float, behaviour log-prob of ids[t+1] (0.0 where mask is 0)
+    advantages: torch.Tensor  # [L-1] float
     positive: bool = False  # fully correct sample (SFT-on-positives term)
+
+    def __post_init__(self) -> None:
+        self.ids = torch.as_tensor(self.ids, dtype=torch.long)
+        for name in ("mask", "old_logp", "advantages"):
+            setattr(self, name, torch.as_tensor(getattr(self, name), dtype=torch.float32))
+        targets = self.ids.shape[0] - 1
+        for name in ("mask", "old_logp", "advantages"):
+            if getattr(self, name).shape != (targets,):
+                raise ValueError(f"Sample.{name} must have one value per target ({targets} for {targets + 1} "
+                                 f"ids); got shape {tuple(getattr(self, name).shape)}")
 
     @property
     def num_tokens(self) -> int:
-        return len(self.ids)
+        return int(self.ids.shape[0])
+
+    @property
+    def first_trained(self) -> int:
+        """Column of the first trained target (the rule of `first_trained_column`, on one row)."""
+        return first_trained_column(self.mask[None])
 
 
-def sample_from_episode(episode, advantage: float | Sequence[float], *, weight: float = 1.0) -> Sample:
-    """Align an Episode's response arrays to targets; `advantage` is a scalar or per response token.
+def sample_from_episode(episode: Episode, advantage: float | Sequence[float], *,
+                        weight: float = 1.0) -> Sample:
+    """Align an Episode's response arrays to targets; `advantage` is one value for the episode (group
+    estimators) or one per response token.
 
     `weight` 0 masks the whole episode (an errored or filtered sample) while keeping it in the batch.
     """
@@ -43,14 +75,17 @@ def sample_from_episode(episode, advantage: float | Sequence[float], *, weight: 
         raise ValueError(
             f"episode {episode.task_id}#{episode.index}: loss_mask ({len(episode.loss_mask)}) and logprobs "
             f"({len(episode.logprobs)}) must have one entry per response token ({len(response)})")
-    pad = [0.0] * (len(prompt) - 1)
-    adv = [float(advantage)] * len(response) if isinstance(advantage, (int, float)) else list(advantage)
-    mask = [float(m) * weight for m in episode.loss_mask]
+    pad = torch.zeros(len(prompt) - 1)
+    mask = torch.tensor(episode.loss_mask, dtype=torch.float32) * weight
+    if isinstance(advantage, int | float):
+        adv = torch.full((len(response),), float(advantage))
+    else:
+        adv = torch.as_tensor(advantage, dtype=torch.float32)
     return Sample(
-        ids=prompt + response,
-        mask=pad + mask,
-        old_logp=pad + [float(x) for x in episode.logprobs],
-        advantages=pad + adv,
+        ids=torch.tensor(prompt + response, dtype=torch.long),
+        mask=torch.cat([pad, mask]),
+        old_logp=torch.cat([pad, torch.tensor(episode.logprobs, dtype=torch.float32)]),
+        advantages=torch.cat([pad, adv]),
         positive=bool(episode.success),
     )
 
@@ -112,11 +147,11 @@ def collate(samples: Sequence[Sample], rows: Sequence[int], pad_id: int = 0) -> 
     adv = torch.zeros((b, width - 1))
     for r, s in enumerate(chosen):
         n = s.num_tokens
-        input_ids[r, :n] = torch.tensor(s.ids, dtype=torch.long)
+        input_ids[r, :n] = s.ids
         attention[r, :n] = 1
-        mask[r, : n - 1] = torch.tensor(s.mask)
-        old_logp[r, : n - 1] = torch.tensor(s.old_logp)
-        adv[r, : n - 1] = torch.tensor(s.advantages)
+        mask[r, : n - 1] = s.mask
+        old_logp[r, : n - 1] = s.old_logp
+        adv[r, : n - 1] = s.advantages
     return MicroBatch(
         input_ids=input_ids, attention_mask=attention, targets=input_ids[:, 1:].clone(), mask=mask,
         old_logp=old_logp, advantages=adv,
@@ -130,17 +165,12 @@ def pack_by_prefix(samples: Sequence[Sample], token_budget: int) -> list[list[in
     prompts shares only the system prompt. Groups in lexicographic order of their prompts."""
     by_prompt: dict[tuple[int, ...], list[int]] = {}
     for i, s in enumerate(samples):
-        by_prompt.setdefault(tuple(s.ids[:_first_trained(s)]), []).append(i)
+        by_prompt.setdefault(tuple(s.ids[: s.first_trained].tolist()), []).append(i)
     groups: list[list[int]] = []
     for prompt in sorted(by_prompt):
         members = by_prompt[prompt]
         groups += [[members[j] for j in g] for g in pack([samples[i] for i in members], token_budget)]
     return groups
-
-
-def _first_trained(sample: Sample) -> int:
-    """Column of the first trained target (= length of the context before the first policy token - 1)."""
-    return next((t for t, m in enumerate(sample.mask) if m != 0), len(sample.mask))
 
 
 def micro_batches(samples: Sequence[Sample], token_budget: int, pad_id: int = 0, *,
@@ -164,27 +194,16 @@ def packing_cost(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> 
 
 def fed_tokens(samples: Sequence[Sample], groups: Sequence[Sequence[int]]) -> int:
     """Token positions the shared-prefix forward computes for these micro-batches (padding included):
-    each one's shared prefix once (prefix_forward's rule), the rest per row. From the lists, so that
+    each one's shared prefix once (prefix_forward's rules), the rest per row. From the samples, so that
     only the chosen packing is collated."""
-    from toolgym.trainers.learner.prefix_forward import shareable_length
-
     total = 0
     for rows in groups:
         width = max(samples[i].num_tokens for i in rows)
-        keep = width - min(_first_trained(samples[i]) for i in rows)
-        shared = shareable_length(len(rows), width, _common_prefix([samples[i].ids for i in rows]), keep)
+        keep = width - min(samples[i].first_trained for i in rows)
+        common = common_prefix_length([samples[i].ids for i in rows])
+        shared = shareable_length(len(rows), width, common, keep)
         total += shared + len(rows) * (width - shared)
     return total
-
-
-def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
-    """Length of the prefix all rows share, as the padded tensor would show it (a row that is a prefix of
-    another differs at the pad)."""
-    head, n = rows[0], min(len(r) for r in rows)
-    for row in rows[1:]:
-        if row[:n] != head[:n]:
-            n = next(t for t in range(n) if row[t] != head[t])
-    return n
 
 
 def split_mini_batches(n: int, k: int) -> list[list[int]]:

@@ -20,21 +20,25 @@ Because each micro-batch is divided by the mini-batch's global token count (not 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
 import torch
-from toolgym.trainers.algo.loss_api import LossNormalisers
+from toolgym.trainers.algo.loss_api import LossNormalisers, to_floats
 from toolgym.trainers.algo.loss_config import LossConfig
 from toolgym.trainers.config.schema import OptimizerConfig
 from toolgym.trainers.learner.batching import MicroBatch, Sample, micro_batches, shard, split_mini_batches
 from toolgym.trainers.learner.distributed import DistInfo, all_reduce, unwrap, wrap_model
 from toolgym.trainers.learner.prefix_forward import causal_lm_logits, first_trained_column
 
-# loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts) -> (loss, metric shares)
-# Each metric value is this micro-batch's share: summed over micro-batches and ranks (see LossOutput).
-LossFn = Callable[[MicroBatch, torch.Tensor, "torch.Tensor | None", LossNormalisers],
-                  tuple[torch.Tensor, dict[str, float]]]
+_FINITE = "_finite"  # the loss's finiteness rides along with the metrics in the one sync
+# loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts, entropy coefficient of
+# this update or None) -> (loss, metric shares as 0-d tensors). Each metric value is this micro-batch's
+# share: summed over micro-batches and ranks (see LossOutput). The learner reads all of them, and the
+# finiteness of the loss, with one device sync per micro-batch.
+LossFn = Callable[[MicroBatch, torch.Tensor, "torch.Tensor | None", LossNormalisers, "float | None"],
+                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def lr_lambda(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float]:
@@ -119,29 +123,35 @@ class Learner:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def recompute_logprobs(self, samples: Sequence[Sample]) -> None:
-        """Replace each sample's old_logp by the current policy's log-probs (for >1 update per rollout)."""
+    def recompute_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+        """The current policy's log-probs of each sample's targets ([L-1] each, 0 where the mask is 0),
+        in sample order (the behaviour log-probs of >1 update per rollout)."""
+        out: list[torch.Tensor | None] = [None] * len(samples)
         budget = self.cfg.micro_batch_tokens
         for mb in micro_batches(samples, budget, self.pad_id, share_prefix=self.share_prefix):
             mb = mb.to(self.device)
             with self._autocast():
                 logp, _ = token_logprobs(self.module, mb, self.temperature, share_prefix=self.share_prefix)
-            logp = (logp * (mb.mask != 0)).cpu()
+            logp = (logp * (mb.mask != 0)).float().cpu()
             for r, i in enumerate(mb.rows):
-                n = len(samples[i].old_logp)
-                samples[i].old_logp = logp[r, :n].tolist()
+                out[i] = logp[r, : samples[i].num_tokens - 1].clone()
+        return [x for x in out if x is not None]
 
-    def update(self, samples: Sequence[Sample]) -> dict[str, float]:
-        """All optimizer steps for one rollout batch (the same list on every rank); averaged metrics."""
+    def update(self, samples: Sequence[Sample], entropy_coef: float | None = None) -> dict[str, float]:
+        """All optimizer steps for one rollout batch (the same list on every rank); averaged metrics.
+
+        `entropy_coef` is this update's entropy-bonus coefficient when the driver's adaptive controller
+        sets it (None = the loss config's fixed one)."""
         samples = list(samples)
         if self.cfg.epochs > 1:
-            self.recompute_logprobs(samples)
+            fresh = self.recompute_logprobs(samples)
+            samples = [dataclasses.replace(s, old_logp=lp) for s, lp in zip(samples, fresh, strict=True)]
         totals: dict[str, float] = {}
         steps = 0
         for _ in range(self.cfg.epochs):
             for indices in split_mini_batches(len(samples), self.cfg.mini_batches):
-                for k, v in self._step([samples[i] for i in shard(indices, self.dist.rank,
-                                                                   self.dist.world_size)]).items():
+                local = [samples[i] for i in shard(indices, self.dist.rank, self.dist.world_size)]
+                for k, v in self._step(local, entropy_coef).items():
                     totals[k] = totals.get(k, 0.0) + v
                 steps += 1
         out = {k: v / max(1, steps) for k, v in totals.items()}
@@ -149,19 +159,19 @@ class Learner:
         out["learner/lr"] = float(self.scheduler.get_last_lr()[0])
         return out
 
-    def _normaliser(self, local: Sequence[Sample]) -> LossNormalisers:
-        """The mini-batch's global counts: this rank's samples, summed over ranks."""
-        tokens = sum(sum(s.mask) for s in local)
-        seqs = sum(1 for s in local if any(m != 0 for m in s.mask))
-        positive = sum(sum(s.mask) for s in local if s.positive)
-        return LossNormalisers(all_reduce(tokens, self.dist), all_reduce(seqs, self.dist),
-                               all_reduce(positive, self.dist))
+    def _normaliser(self, batches: Sequence[MicroBatch]) -> LossNormalisers:
+        """The mini-batch's global counts: this rank's micro-batches, summed over ranks."""
+        mine = LossNormalisers.total(LossNormalisers.from_batch(mb.mask, positive=mb.positive)
+                                     for mb in batches)
+        return LossNormalisers(all_reduce(mine.num_tokens, self.dist),
+                               all_reduce(mine.num_sequences, self.dist),
+                               all_reduce(mine.num_positive_tokens, self.dist))
 
-    def _step(self, local: Sequence[Sample]) -> dict[str, float]:
+    def _step(self, local: Sequence[Sample], entropy_coef: float | None) -> dict[str, float]:
         """One optimizer step on this rank's share of a mini-batch."""
-        norm = self._normaliser(local)
         batches = micro_batches(local, self.cfg.micro_batch_tokens, self.pad_id,
                                 share_prefix=self.share_prefix) if local else []
+        norm = self._normaliser(batches)
         count = int(all_reduce(len(batches), self.dist, "max"))  # equal backward calls on every rank
         self.optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
@@ -170,24 +180,23 @@ class Learner:
             last = k == count - 1
             sync = contextlib.nullcontext() if last or not self.dist.enabled else self.module.no_sync()
             with sync, self._autocast():
-                loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm)
-                finite = finite and bool(torch.isfinite(loss.detach()))
+                loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm, entropy_coef)
                 loss.backward()
-            for name, v in parts.items():
-                metrics[name] = metrics.get(name, 0.0) + float(v)
+            values = to_floats({**parts, _FINITE: torch.isfinite(loss.detach())})  # the one sync
+            finite = finite and values.pop(_FINITE) == 1.0
+            for name, v in values.items():
+                metrics[name] = metrics.get(name, 0.0) + v
         return self._apply(finite, metrics)
 
-    def _micro_loss(self, mb: MicroBatch | None,
-                    norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+    def _micro_loss(self, mb: MicroBatch | None, norm: LossNormalisers,
+                    entropy_coef: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if mb is None or norm.num_tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
         mb = mb.to(self.device)
         logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy,
                                    share_prefix=self.share_prefix)
-        loss, parts = self.loss_fn(mb, logp, ent, norm)
-        if ent is not None:
-            parts = {**parts, "actor/entropy": float((ent.detach() * mb.mask).sum() / norm.num_tokens)}
+        loss, parts = self.loss_fn(mb, logp, ent, norm, entropy_coef)
         return loss * self.dist.world_size, parts
 
     def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:
@@ -220,23 +229,22 @@ class Learner:
         self.steps_done, self.steps_skipped = int(state["steps_done"]), int(state["steps_skipped"])
 
 
-def nll_loss(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None,
-             norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+def nll_loss(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None, norm: LossNormalisers,
+             entropy_coef: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Supervised token-mean NLL over the loss mask (warm start); `loss/nll` sums to the mini-batch mean."""
     loss = -(logp * mb.mask).sum() / norm.num_tokens
-    return loss, {"loss/nll": float(loss.detach())}
+    return loss, {"loss/nll": loss.detach()}
 
 
-def policy_loss_fn(cfg: LossConfig, entropy_coef: Callable[[], float | None] = lambda: None) -> LossFn:
-    """The registry loss (`compute_policy_loss`) as a learner LossFn; `entropy_coef()` gives this
-    step's adaptive coefficient (None = the config's fixed one)."""
+def policy_loss_fn(cfg: LossConfig) -> LossFn:
+    """The registry loss (`compute_policy_loss`) as a learner LossFn."""
     from toolgym.trainers.algo.loss_api import LossInputs
     from toolgym.trainers.algo.objective import compute_policy_loss
 
-    def loss_fn(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None,
-                norm: LossNormalisers) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss_fn(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None, norm: LossNormalisers,
+                entropy_coef: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = LossInputs(logp=logp, old_logp=mb.old_logp, advantages=mb.advantages, mask=mb.mask,
-                            entropy=entropy, positive=mb.positive, norm=norm, entropy_coef=entropy_coef())
+                            entropy=entropy, positive=mb.positive, norm=norm, entropy_coef=entropy_coef)
         out = compute_policy_loss(inputs, cfg)
         return out.loss, out.metrics
 

@@ -19,15 +19,20 @@ backward fails after two forward calls of a sharded module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 MIN_SHARED_PREFIX = 32  # tokens: below this the second forward call costs more than it saves
 
 
-def common_prefix_length(input_ids: torch.Tensor) -> int:
-    """Length of the longest prefix all rows of `input_ids` [B, T] share."""
-    differs = (input_ids != input_ids[:1]).any(dim=0).nonzero()  # columns where some row differs
-    return int(differs[0]) if len(differs) else int(input_ids.shape[1])
+def common_prefix_length(rows: torch.Tensor | Sequence[torch.Tensor]) -> int:
+    """Length of the longest prefix all rows share: the rows of `input_ids` [B, T], or 1-D token tensors
+    of any lengths (then no longer than the shortest: there the padded tensor has a pad)."""
+    width = min(int(r.shape[0]) for r in rows)
+    head = torch.stack([r[:width] for r in rows])  # [B, width]
+    differs = (head != head[:1]).any(dim=0).nonzero()  # columns where some row differs
+    return int(differs[0]) if len(differs) else width
 
 
 def shareable_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, keep: int) -> int:

@@ -84,7 +84,8 @@ def train_step(run: RunState) -> dict[str, Any]:
     rollout_s = time.monotonic() - started
     samples = build_samples(kept.kept, cfg)
     t_learn = time.monotonic()
-    learned = run.learner.update(samples) if samples else {}
+    coef = run.entropy.coef_to_apply if run.entropy is not None else None  # adaptive, else the config's
+    learned = run.learner.update(samples, entropy_coef=coef) if samples else {}
     if run.entropy is not None and "actor/entropy" in learned:
         run.entropy.update(learned["actor/entropy"])
     t_sync = time.monotonic()

@@ -19,7 +19,7 @@ class AdaptiveEntropyController:
     """Skywork-OR1's entropy coefficient: stateful across steps, owned by the learner / driver.
 
     Usage per step: `inputs.entropy_coef = ctl.coef_to_apply`; after the step,
-    `ctl.update(measured_entropy)` (the mini-batch mean of `loss/entropy`). Checkpoint `state_dict()`.
+    `ctl.update(measured_entropy)` (the update's `actor/entropy`). Checkpoint `state_dict()`.
     """
 
     def __init__(self, target: float = 0.2, delta: float = 1e-4, max_coef: float = 5e-3,

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ class LearnerDiedError(RuntimeError):
 
 
 def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int,
-                  entropy_coef: Callable[[], float | None] = lambda: None, dist: Any = None) -> Learner:
+                  dist: Any = None) -> Learner:
     """The run's learner: the policy from `model_path`, the registry loss, AdamW (in-process or a rank)."""
     from transformers import AutoModelForCausalLM
 
@@ -63,7 +63,7 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
     if cfg.model.gradient_checkpointing:
         # transformers 5 renamed it; the old name warns
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
-    return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss, entropy_coef), total_steps=cfg.run.steps,
+    return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss), total_steps=cfg.run.steps,
                    device=device, dist=dist, temperature=cfg.sampling.temperature, pad_id=pad_id,
                    strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss))
 
@@ -80,7 +80,6 @@ class LearnerRank:
         self.pad_id, self.device = pad_id, device
         self.fsdp = self.cfg.run.learner_strategy == "fsdp2"
         self.learner: Learner | None = None
-        self.entropy_coef: float | None = None  # the driver's adaptive coefficient for this update
         torch.set_num_threads(max(1, int(self.cfg.run.cpus_per_learner)))
 
     def address(self) -> tuple[str, int]:
@@ -102,13 +101,12 @@ class LearnerRank:
                                 world_size=self.world_size, init_method=init_method)
         torch.manual_seed(self.cfg.run.seed)
         self.learner = build_learner(self.cfg, self.model_path, device=self.device, pad_id=self.pad_id,
-                                     entropy_coef=lambda: self.entropy_coef, dist=info)
+                                     dist=info)
         return os.getpid()
 
     def update(self, samples: Sequence[Sample],
                entropy_coef: float | None) -> tuple[dict[str, float], int, int]:
-        self.entropy_coef = entropy_coef
-        metrics = self.learner.update(samples)
+        metrics = self.learner.update(samples, entropy_coef)
         return metrics, self.learner.steps_done, self.learner.steps_skipped
 
     def _full_model_state(self) -> dict[str, torch.Tensor]:
@@ -160,13 +158,11 @@ class LearnerRank:
 class LearnerGroup:
     """`run.learners` ranks as Ray actors, behind the interface of an in-process `Learner`."""
 
-    def __init__(self, cfg: TrainConfig, model_path: str, *, pad_id: int = 0,
-                 entropy_coef: Callable[[], float | None] = lambda: None) -> None:
+    def __init__(self, cfg: TrainConfig, model_path: str, *, pad_id: int = 0) -> None:
         import ray
         from toolgym.trainers.run.rollout_pool import init_ray
 
         self.ray, self.cfg, self.world_size = ray, cfg, cfg.run.learners
-        self.entropy_coef = entropy_coef  # read before every update (the driver's adaptive controller)
         self._started_ray = init_ray(cfg)
         self.actors: list[Any] = []
         self.steps_done = 0  # optimizer steps taken (rank 0's count)
@@ -214,10 +210,10 @@ class LearnerGroup:
     def _all(self, method: str, *args: Any) -> list[Any]:
         return self._get([getattr(a, method).remote(*args) for a in self.actors])
 
-    def update(self, samples: Sequence[Sample]) -> dict[str, float]:
+    def update(self, samples: Sequence[Sample], entropy_coef: float | None = None) -> dict[str, float]:
         """All optimizer steps for one rollout batch on every rank; rank 0's (all-reduced) metrics."""
         shared = self.ray.put(list(samples))  # one copy in the object store, read by every rank
-        metrics, self.steps_done, self.steps_skipped = self._all("update", shared, self.entropy_coef())[0]
+        metrics, self.steps_done, self.steps_skipped = self._all("update", shared, entropy_coef)[0]
         return metrics
 
     def policy_state(self) -> dict[str, torch.Tensor]:

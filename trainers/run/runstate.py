@@ -42,13 +42,11 @@ def base_model_path(cfg: TrainConfig, run_dir: Path) -> str:
     return str(target)
 
 
-def make_learner(cfg: TrainConfig, path: str, *, pad_id: int, entropy: Any) -> Learner | LearnerGroup:
-    """The in-process learner, or with `run.learners > 1` the Ray learner ranks (learner_group.py);
-    `entropy` is the adaptive entropy controller whose coefficient each update applies (or None)."""
-    coef = (lambda: entropy.coef_to_apply) if entropy is not None else (lambda: None)
+def make_learner(cfg: TrainConfig, path: str, *, pad_id: int) -> Learner | LearnerGroup:
+    """The in-process learner, or with `run.learners > 1` the Ray learner ranks (learner_group.py)."""
     if cfg.run.learners > 1:
-        return LearnerGroup(cfg, path, pad_id=pad_id, entropy_coef=coef)
-    return build_learner(cfg, path, device=resolve_device(cfg), pad_id=pad_id, entropy_coef=coef)
+        return LearnerGroup(cfg, path, pad_id=pad_id)
+    return build_learner(cfg, path, device=resolve_device(cfg), pad_id=pad_id)
 
 
 def seed_everything(seed: int) -> None:
@@ -95,7 +93,7 @@ class RunState:
         tokenizer = AutoTokenizer.from_pretrained(path)
         adaptive = cfg.loss.entropy_target is not None
         entropy = AdaptiveEntropyController.from_config(cfg.loss) if adaptive else None
-        learner = make_learner(cfg, path, pad_id=tokenizer.pad_token_id or 0, entropy=entropy)
+        learner = make_learner(cfg, path, pad_id=tokenizer.pad_token_id or 0)
         try:
             curriculum = make_scheduler(cfg.curriculum.scheduler, task_ids(cfg),
                                         **cfg.curriculum.options)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from toolgym.agents.episode import Episode
 from toolgym.envs.types import Outcome
-from toolgym.trainers.algo.advantages import AdvantageConfig, AdvantageInputs, compute_advantages
+from toolgym.trainers.algo.advantages import AdvantageConfig, AdvantageInputs, episode_advantages
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.learner.batching import Sample, sample_from_episode
 
@@ -36,8 +36,9 @@ def group_episodes(episodes: Sequence[Episode]) -> list[list[Episode]]:
     return [g for g in groups.values() if g]
 
 
-def advantages(groups: Sequence[Sequence[Episode]], cfg: TrainConfig) -> list[list[float]]:
-    """Per-response-token advantages of every episode of `groups` (flattened in order)."""
+def advantages(groups: Sequence[Sequence[Episode]], cfg: TrainConfig) -> list[float | list[float]]:
+    """The advantage of every episode of `groups` (flattened in order): one value per episode from the
+    group estimators, a list per response token from a per-token one (reinforce_pp with KL)."""
     flat = [e for g in groups for e in g]
     if not flat:
         return []
@@ -47,7 +48,9 @@ def advantages(groups: Sequence[Sequence[Episode]], cfg: TrainConfig) -> list[li
         mask[i, : len(e.loss_mask)] = torch.tensor(e.loss_mask, dtype=torch.float32)
     rewards = torch.tensor([float(e.reward) for e in flat])  # [N]
     inputs = AdvantageInputs(rewards=rewards, group_ids=[e.group_id for e in flat], mask=mask)
-    adv = compute_advantages(inputs, AdvantageConfig(name=cfg.algo.advantage))  # [N, R]
+    adv = episode_advantages(inputs, AdvantageConfig(name=cfg.algo.advantage))  # [N] or [N, R]
+    if adv.dim() == 1:
+        return adv.tolist()
     return [adv[i, : len(e.response_ids)].tolist() for i, e in enumerate(flat)]
 
 

@@ -31,7 +31,6 @@ from toolgym.trainers.algo.loss_api import (
     clip_metrics,
     ratio,
     register_loss,
-    to_floats,
 )
 from toolgym.trainers.algo.loss_config import LossConfig
 
@@ -42,4 +41,4 @@ def cispo_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
     weight = r.clamp(1.0 - cfg.eps_low, 1.0 + cfg.eps_high)  # [B, T], stop-gradient
     loss = aggregate(-(weight * inputs.advantages) * inputs.logp, inputs, cfg)
     metrics = clip_metrics(r < 1.0 - cfg.eps_low, r > 1.0 + cfg.eps_high, inputs)
-    return LossOutput(loss, to_floats(metrics))
+    return LossOutput(loss, metrics)

@@ -46,7 +46,6 @@ from toolgym.trainers.algo.loss_api import (
     clip_metrics,
     ratio,
     register_loss,
-    to_floats,
 )
 from toolgym.trainers.algo.loss_config import LossConfig
 from toolgym.trainers.algo.losses.ppo_clip import clip_masks, dual_clip_metric
@@ -74,4 +73,4 @@ def gppo_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
     low, high = clip_masks(r, inputs.advantages, cfg)  # [B, T] bool
     loss = aggregate(gppo_token_loss(r, inputs.advantages, cfg, low, high), inputs, cfg)
     metrics = {**clip_metrics(low, high, inputs), **dual_clip_metric(r, inputs, cfg)}
-    return LossOutput(loss, to_floats(metrics))
+    return LossOutput(loss, metrics)

@@ -35,7 +35,6 @@ from toolgym.trainers.algo.loss_api import (
     aggregate,
     clip_metrics,
     register_loss,
-    to_floats,
 )
 from toolgym.trainers.algo.loss_config import LossConfig
 from toolgym.trainers.algo.losses.ppo_clip import clip_masks, clipped_surrogate, dual_clip_metric
@@ -57,4 +56,4 @@ def gspo_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
     loss = aggregate(clipped_surrogate(s_tok, adv, cfg), inputs, cfg)
     low, high = clip_masks(s_tok, adv, cfg)
     metrics = {**clip_metrics(low, high, inputs), **dual_clip_metric(s_tok, inputs, cfg)}
-    return LossOutput(loss, to_floats(metrics))
+    return LossOutput(loss, metrics)

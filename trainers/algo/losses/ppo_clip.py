@@ -31,7 +31,6 @@ from toolgym.trainers.algo.loss_api import (
     clip_metrics,
     ratio,
     register_loss,
-    to_floats,
 )
 from toolgym.trainers.algo.loss_config import LossConfig
 
@@ -63,4 +62,4 @@ def ppo_clip_loss(inputs: LossInputs, cfg: LossConfig) -> LossOutput:
     loss = aggregate(clipped_surrogate(r, inputs.advantages, cfg), inputs, cfg)
     low, high = clip_masks(r, inputs.advantages, cfg)
     metrics = {**clip_metrics(low, high, inputs), **dual_clip_metric(r, inputs, cfg)}
-    return LossOutput(loss, to_floats(metrics))
+    return LossOutput(loss, metrics)
