@@ -33,12 +33,12 @@ _EXPORTS: dict[str, str] = {
     "RolloutRunner": "toolgym.agents.rollout",
     "as_agent": "toolgym.agents.rollout",
     # agents
-    "Agent": "toolgym.agents.agents",
-    "TurnState": "toolgym.agents.agents",
-    "EngineAgent": "toolgym.agents.agents",
-    "ChatAgent": "toolgym.agents.agents",
-    "TeacherAgent": "toolgym.agents.agents",
-    "RandomAgent": "toolgym.agents.agents",
+    "Agent": "toolgym.agents.policies",
+    "TurnState": "toolgym.agents.policies",
+    "EngineAgent": "toolgym.agents.policies",
+    "ChatAgent": "toolgym.agents.policies",
+    "TeacherAgent": "toolgym.agents.policies",
+    "RandomAgent": "toolgym.agents.policies",
     # evaluation
     "evaluate": "toolgym.agents.evaluate",
     "pass_at_k": "toolgym.agents.evaluate",

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-FinishReason = Literal["stop", "length", "error"]
+# why a generation stopped (an episode ends for an `envs.info.FinishReason`)
+StopReason = Literal["stop", "length", "error"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Generation:
 
     ids: list[int]  # [n] sampled token ids, stop token included
     logprobs: list[float]  # [n] behaviour log-probs (see module docstring)
-    finish_reason: str  # "stop" | "length" | "error"
+    finish_reason: StopReason
     text: str = ""  # the decoded ids (special tokens skipped); the error message when "error"
     meta: dict[str, Any] = field(default_factory=dict)  # engine-specific (e.g. which stop matched)
 

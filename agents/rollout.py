@@ -39,10 +39,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolgym.agents.agents import Agent, ChatAgent, EngineAgent, TurnState
 from toolgym.agents.chat import ChatRenderer, Conversation
 from toolgym.agents.engine import Generation, SamplingParams
 from toolgym.agents.episode import Episode
+from toolgym.agents.policies import Agent, ChatAgent, EngineAgent, TurnState
 from toolgym.envs import registry
 from toolgym.envs.info import REWARD_COMPONENTS
 from toolgym.envs.types import TaskRequest
@@ -287,10 +287,7 @@ class RolloutRunner:
         try:
             for s in group:
                 s.env = self._acquire_env(request)
-                s.problem = s.env.family.problem(request.split, request.index)
-            setup = group[0].problem.setup_code
-            sessions = (self._forked_sessions(group[0].env, setup, len(group)) if setup and len(group) > 1
-                        else [None] * len(group))
+            sessions = group[0].env.fork_group(request.index, len(group)) or [None] * len(group)
         except Exception as exc:
             for s in group:
                 s.outcome = ("error", exc)
@@ -302,22 +299,12 @@ class RolloutRunner:
                 options.update(session=session, run_setup=False)
             try:
                 obs, info = s.env.reset(options=options)
+                s.problem = s.env.problem
                 s.stop = tuple(info.get("stop_strings", ()))
                 s.outcome = ("reset", obs)
             except Exception as exc:
                 s.outcome = ("error", exc)
             s.timings["env_s"] += time.monotonic() - started
-
-    def _forked_sessions(self, env: Any, setup_code: str, n: int) -> list[Any]:
-        base = env.new_verifier_session() if self.sandbox is None else _new_session(self.sandbox)
-        try:
-            result = base.run(setup_code, timeout=env.config.call_timeout)
-            if not result.ok:
-                raise RuntimeError(f"{env.task_id}: setup code failed: {result.error_type}: "
-                                   f"{result.error_message}")
-            return [base.fork() for _ in range(n)]
-        finally:
-            base.close()
 
     def _step(self, s: _Slot, text: str) -> None:
         started = time.monotonic()
@@ -344,10 +331,3 @@ class RolloutRunner:
     def _release_env(self, request: TaskRequest, env: Any) -> None:
         with self._lock:
             self._envs.setdefault((request.task_id, request.split), []).append(env)
-
-
-def _new_session(sandbox: Any) -> Any:
-    backend = sandbox if hasattr(sandbox, "new_session") else getattr(sandbox, "backend", None)
-    if backend is None:
-        raise TypeError(f"cannot open a session from {type(sandbox).__name__}")
-    return backend.new_session()

@@ -82,7 +82,7 @@ def warm_start(out_dir: Path, steps: int, seed: int = 0) -> str:
     Qwen2.5 chat template; the demos are rendered under both system prompts the benchmark uses (ours,
     and ours + TRL's tools block), half each."""
     import torch
-    from toolgym.agents.agents import TeacherAgent
+    from toolgym.agents.policies import TeacherAgent
     from toolgym.agents.rollout import RolloutRunner
     from toolgym.agents.tiny import build_tiny_model
     from toolgym.envs.types import TaskRequest

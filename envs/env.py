@@ -173,6 +173,24 @@ class ToolEnv(gym.Env[list[Message], str]):
         """A fresh session for verifiers that execute code (the verifier closes it)."""
         return self._sessions.new_session()
 
+    def fork_group(self, index: int, n: int) -> list[Session] | None:
+        """Sessions for `n` episodes of instance `index`, each already in the state its setup code
+        leaves: the setup runs once and the session is forked `n` times (copy-on-write). None when the
+        instance has no setup code or `n < 2` (each reset then sets itself up). Start each episode with
+        `reset(options={"index": index, "session": s, "run_setup": False})`; the episode closes it."""
+        problem = self.family.problem(self.split, int(index))
+        if not problem.setup_code or n < 2:
+            return None
+        base = self._sessions.new_session()
+        try:
+            result = base.run(problem.setup_code, timeout=self.config.call_timeout)
+            if not result.ok:
+                raise RuntimeError(f"{self.task_id}: setup code failed: {result.error_type}: "
+                                   f"{result.error_message}")
+            return [base.fork() for _ in range(n)]
+        finally:
+            base.close()
+
     # ---- internals -------------------------------------------------------------------------------
     def _num_instances(self) -> int:
         sized = getattr(self.family, "num_problems", None)

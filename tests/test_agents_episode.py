@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from toolgym.agents.agents import TeacherAgent
 from toolgym.agents.episode import Episode, read_jsonl, write_jsonl
+from toolgym.agents.policies import TeacherAgent
 from toolgym.agents.rollout import RolloutRunner
 from toolgym.agents.tiny import cached_tiny_model
 from toolgym.envs.types import TaskRequest

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from toolgym.agents.agents import RandomAgent, TeacherAgent
 from toolgym.agents.episode import Episode, read_jsonl
 from toolgym.agents.evaluate import evaluate, markdown_table, pass_at_k, summarize, write_report
+from toolgym.agents.policies import RandomAgent, TeacherAgent
 from toolgym.agents.tiny import cached_tiny_model
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toolgym.agents.agents import EngineAgent, TeacherAgent
 from toolgym.agents.chat import ChatRenderer
 from toolgym.agents.engine import Generation, SamplingParams
 from toolgym.agents.hf_engine import HFEngine
+from toolgym.agents.policies import EngineAgent, TeacherAgent
 from toolgym.agents.rollout import RolloutRunner
 from toolgym.agents.tiny import cached_tiny_model
 from toolgym.envs import registry

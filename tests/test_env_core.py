@@ -194,6 +194,22 @@ def test_setup_code_runs_at_reset_and_can_be_skipped_for_a_prepared_session() ->
     assert obs[0]["content"] == str(env.problem.answer)
 
 
+def test_fork_group_runs_the_setup_once_and_forks_it_per_episode() -> None:
+    """The rollout runner starts a GRPO group through this one call (no reach into the env's insides)."""
+    env, backend = make_env(setup=True)
+    sessions = env.fork_group(4, 3)
+    assert sessions is not None and len(sessions) == 3
+    assert len(backend.sessions) == 1 and backend.sessions[0].calls[0][0].startswith("a = ")  # setup once
+    assert backend.sessions[0].closed  # the base session is closed, the forks live on
+    for session in sessions:
+        env.reset(options={"index": 4, "session": session, "run_setup": False})
+        obs, *_ = env.step(env.parser.format_call("print(a + b)"))
+        assert obs[0]["content"] == str(env.problem.answer)
+    assert env.fork_group(4, 1) is None  # a single episode sets itself up at reset
+    plain, plain_backend = make_env(setup=False)
+    assert plain.fork_group(4, 3) is None and plain_backend.sessions == []
+
+
 def test_setup_code_failure_is_a_task_bug() -> None:
     env, _ = make_env(setup=True)
     with pytest.raises(RuntimeError, match=r"setup code of instance 0 .* failed"):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolgym.trainers.config.checks import task_ids
 from toolgym.trainers.config.schema import TrainConfig
@@ -29,6 +29,9 @@ from toolgym.trainers.report.metrics import Progress, episode_metrics, peak_rss_
 from toolgym.trainers.run.rollout_pool import make_pool
 from toolgym.trainers.run.runstate import RunState
 from toolgym.trainers.run.stages import build_samples, group_episodes, outcomes
+
+if TYPE_CHECKING:
+    from toolgym.agents.episode import Episode
 
 
 def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
@@ -72,9 +75,9 @@ def train_step(run: RunState) -> dict[str, Any]:
     """One rollout batch and its updates; returns the step's metrics."""
     cfg, started = run.cfg, time.monotonic()
     step = run.step + 1
-    all_episodes: list[Any] = []
+    all_episodes: list[Episode] = []
 
-    def sample_groups(k: int) -> list[list[Any]]:
+    def sample_groups(k: int) -> list[list[Episode]]:
         requests = run.curriculum.next_batch(k, run.rng)
         episodes = run.pool.rollout(requests, seed=step_seed(cfg.run.seed, step, len(all_episodes)))
         all_episodes.extend(episodes)

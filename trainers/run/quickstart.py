@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from toolgym.agents.agents import TeacherAgent, TurnState
+from toolgym.agents.policies import TeacherAgent, TurnState
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import MetricsLogger, Progress, peak_rss_mb, read_metrics
 

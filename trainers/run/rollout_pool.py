@@ -11,12 +11,29 @@ latest weights; after `rollout.request_retries` failed re-submissions the error 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from toolgym.agents.episode import Episode
 from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.run.workers import RolloutWorker, chunk_seed, split_chunks
+
+
+class RolloutPool(Protocol):
+    """What the driver asks of its rollout workers, in one process (`LocalPool`) or on Ray (`RayPool`)."""
+
+    restarts: int  # workers replaced after dying
+    retried: int  # requests re-submitted after their worker died
+
+    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]: ...
+
+    def sync(self, weights: dict[str, Any]) -> None: ...
+
+    def evaluate(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def peak_rss_mb(self) -> list[float]: ...
+
+    def close(self) -> None: ...
 
 
 def init_ray(cfg: TrainConfig) -> bool:
@@ -141,5 +158,5 @@ class RayPool:
             self.ray.shutdown()
 
 
-def make_pool(model_path: str, cfg: TrainConfig) -> LocalPool | RayPool:
+def make_pool(model_path: str, cfg: TrainConfig) -> RolloutPool:
     return LocalPool(model_path, cfg) if cfg.run.ray == "off" else RayPool(model_path, cfg)

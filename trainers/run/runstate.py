@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,13 @@ from toolgym.trainers.learner.learner import Learner
 from toolgym.trainers.report.metrics import MetricsLogger
 from toolgym.trainers.run.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from toolgym.trainers.run.learner_group import LearnerGroup, build_learner
+
+if TYPE_CHECKING:
+    from toolgym.curriculum.base import Scheduler
+    from toolgym.curriculum.filters import GroupFilter
+    from toolgym.trainers.run.entropy_control import AdaptiveEntropyController
+    from toolgym.trainers.run.rollout_pool import RolloutPool
+    from transformers import PreTrainedTokenizerBase
 
 
 def resolve_device(cfg: TrainConfig) -> str:
@@ -60,15 +67,15 @@ class RunState:
     cfg: TrainConfig
     run_dir: Path
     model_path: str  # what the rollout workers load at start (then receive weights by sync)
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     learner: Learner | LearnerGroup  # LearnerGroup when run.learners > 1
-    curriculum: Any
-    group_filter: Any
-    entropy: Any  # AdaptiveEntropyController or None
+    curriculum: Scheduler
+    group_filter: GroupFilter
+    entropy: AdaptiveEntropyController | None  # None: a fixed entropy coefficient (or none)
     rng: np.random.Generator  # the curriculum's draws
     logger: MetricsLogger
     step: int = 0
-    pool: Any = None
+    pool: RolloutPool | None = None  # started by fit() after the run state
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
