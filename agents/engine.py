@@ -32,6 +32,7 @@ class SamplingParams:
 
     temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0  # nucleus sampling; 1.0 = the full distribution
+    top_k: int = 0  # sample among the k most likely tokens (before top_p, as vLLM); 0 = off
     max_tokens: int = 256  # per generation (one assistant turn)
     stop: tuple[str, ...] = ()  # stop strings, e.g. the parser's closing code fence
     stop_token_ids: tuple[int, ...] = ()  # extra stop tokens on top of the tokenizer's end of turn
@@ -42,6 +43,8 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         object.__setattr__(self, "stop", tuple(self.stop))

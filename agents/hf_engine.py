@@ -227,10 +227,19 @@ def _sample(logits: torch.Tensor, params: SamplingParams,
         tok = logp.argmax(dim=-1)
     else:
         probs = logp.exp()
+        if params.top_k > 0:
+            probs = _top_k_filter(probs, params.top_k)
         if params.top_p < 1.0:
             probs = _top_p_filter(probs, params.top_p)
         tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [b]
     return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+
+
+def _top_k_filter(probs: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Zero every probability below the row's k-th largest (ties at the k-th are kept), renormalised."""
+    kth = probs.topk(min(top_k, probs.shape[-1]), dim=-1).values[:, -1:]  # [b, 1]
+    kept = probs.masked_fill(probs < kth, 0.0)
+    return kept / kept.sum(-1, keepdim=True)
 
 
 def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -72,6 +72,8 @@ class OpenAIEngine:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.top_k > 0:  # not an OpenAI field: vLLM's and toolgym serve's extension, sent only when on
+            body["top_k"] = params.top_k
         if self.token_ids:  # vLLM-style extensions; plain OpenAI rejects unknown fields
             body.update(return_token_ids=True, include_stop_str_in_output=True)
             if params.stop_token_ids:

@@ -162,7 +162,7 @@ class OpenAIApp:
         try:
             params = SamplingParams(
                 temperature=float(body.get("temperature", 1.0)), top_p=float(body.get("top_p", 1.0)),
-                max_tokens=int(max_tokens or self.max_tokens_default),
+                top_k=_top_k(body.get("top_k", 0)), max_tokens=int(max_tokens or self.max_tokens_default),
                 stop=(stop,) if isinstance(stop, str) else tuple(stop),
                 stop_token_ids=tuple(body.get("stop_token_ids") or ()), seed=body.get("seed"))
         except (TypeError, ValueError) as exc:
@@ -260,3 +260,10 @@ def make_server(engine: Engine, tokenizer: Any, *, model_name: str, host: str = 
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
+
+
+def _top_k(value: object) -> int:
+    """The request's `top_k` (a vLLM extension): -1 and 0 both mean off."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise RequestError(f"'top_k' must be an integer >= -1 (-1 or 0 = off), got {value!r}")
+    return max(0, value)

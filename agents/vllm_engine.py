@@ -79,7 +79,8 @@ class VLLMEngine:
     @staticmethod
     def _params(vllm: Any, params: SamplingParams, i: int) -> Any:
         return vllm.SamplingParams(
-            temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+            temperature=params.temperature, top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_tokens,
             stop=list(params.stop) or None, stop_token_ids=list(params.stop_token_ids) or None,
             seed=None if params.seed is None else params.seed + i, logprobs=0,
             include_stop_str_in_output=True, skip_special_tokens=True)

@@ -144,11 +144,29 @@ def test_bad_prompts_are_per_prompt_results(engine: HFEngine) -> None:
     assert "empty prompt" in out[0].text and out[2].ids == [] and len(out[1].ids) == 3
 
 
+def test_top_k_one_samples_the_greedy_token_and_top_k_restricts_sampling(engine: HFEngine) -> None:
+    """`sampling.top_k` acts: k = 1 at temperature 1 is greedy; k = 2 only ever picks a top-2 token."""
+    prompts = _prompts(engine)
+    greedy = engine.generate(prompts, SamplingParams(temperature=0.0, max_tokens=10))
+    top1 = engine.generate(prompts, SamplingParams(temperature=1.0, top_k=1, max_tokens=10, seed=3))
+    free = engine.generate(prompts, SamplingParams(temperature=1.0, max_tokens=10, seed=3))
+    assert [g.ids for g in top1] == [g.ids for g in greedy]
+    assert [g.ids for g in free] != [g.ids for g in greedy]  # the untrained model samples widely
+    top2 = engine.generate(prompts, SamplingParams(temperature=1.0, top_k=2, max_tokens=10, seed=3))
+    for prompt, g in zip(prompts, top2, strict=True):
+        with torch.no_grad():
+            logits = engine.model(torch.tensor([prompt + g.ids])).logits[0, len(prompt) - 1:-1]  # [n, V]
+        allowed = logits.topk(2, dim=-1).indices  # [n, 2]
+        assert all(int(t) in allowed[i].tolist() for i, t in enumerate(g.ids))
+
+
 def test_sampling_params_validate() -> None:
     with pytest.raises(ValueError, match="temperature"):
         SamplingParams(temperature=-1)
     with pytest.raises(ValueError, match="top_p"):
         SamplingParams(top_p=0)
+    with pytest.raises(ValueError, match="top_k must be an integer >= 0"):
+        SamplingParams(top_k=-1)
     assert SamplingParams(stop=["a"]).stop == ("a",)
     assert hash(SamplingParams(stop=["a"])) == hash(SamplingParams(stop=("a",)))
 

@@ -72,3 +72,23 @@ def test_recipe_file_path_and_section_type_errors(tmp_path) -> None:
         load_config(str(path))
     path.write_text("run:\n  steps: 3\n")
     assert load_config(str(path)).run.steps == 3
+
+
+def test_rollout_env_keys_are_checked_up_front_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"rollout.env.format_weigth: not an environment option\. "
+                                          r"Did you mean 'format_weight'\?"):
+        load_config(None, ["rollout.env={format_weigth: 0.0}"])
+    with pytest.raises(ConfigError, match=r"rollout.env.max_turns: set rollout.max_turns instead"):
+        load_config(None, ["rollout.env={max_turns: 3}"])
+    with pytest.raises(ConfigError, match=r"rollout.env: .*call_timeout"):
+        load_config(None, ["rollout.env={call_timeout: -1}"])
+    assert load_config(None, ["rollout.env={format_weight: 0.0}"]).rollout.env == {"format_weight": 0.0}
+
+
+def test_sampling_top_k_reaches_the_engine_parameters() -> None:
+    from toolgym.trainers.run.workers import sampling_params
+
+    assert sampling_params(load_config(None, ["sampling.top_k=5"]), seed=0).top_k == 5
+    assert sampling_params(load_config(None), seed=0).top_k == 0
+    with pytest.raises(ConfigError, match=r"sampling\.top_k must be >= 0"):
+        load_config(None, ["sampling.top_k=-2"])

@@ -16,7 +16,8 @@ _EXPORTS: dict[str, str] = {
                     "toolgym.trainers.config.yaml_io"),
     **dict.fromkeys(["RECIPES_DIR", "RecipeInfo", "describe_recipe", "list_recipes", "load_config",
                      "load_recipe"], "toolgym.trainers.config.recipes"),
-    **dict.fromkeys(["check_names", "check_recipe", "check_task_options", "task_ids", "run_task_ids",
+    **dict.fromkeys(["check_config", "check_env", "check_names", "check_recipe", "check_task_options",
+                     "task_ids", "run_task_ids",
                      "task_kwargs"], "toolgym.trainers.config.checks"),
 }
 __all__ = list(_EXPORTS)

@@ -66,6 +66,35 @@ def check_names(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: {registry.unknown_message(name)}")
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """The checks every loaded config gets (`load_config`): registry names and environment options."""
+    check_names(cfg)
+    check_env(cfg)
+
+
+def check_env(cfg: TrainConfig) -> None:
+    """Raise ConfigError unless `rollout.env` holds EnvConfig fields with valid values (with the run's
+    max_turns, max_tool_calls and tool_format), so a misspelt key fails here, not as errored episodes."""
+    from toolgym.envs.config import EnvConfig
+
+    from toolgym.registry import did_you_mean
+
+    fields = EnvConfig.field_names()
+    owned = {"max_turns": "rollout.max_turns", "max_tool_calls": "rollout.max_tool_calls",
+             "tool_format": "rollout.tool_format"}
+    for key in cfg.rollout.env:
+        if key in owned:
+            raise ConfigError(f"rollout.env.{key}: set {owned[key]} instead (one place for each setting)")
+        if key not in fields:
+            raise ConfigError(f"rollout.env.{key}: not an environment option.{did_you_mean(key, fields)} "
+                              f"Allowed: {', '.join(f for f in fields if f not in owned)}")
+    try:
+        EnvConfig(max_turns=cfg.rollout.max_turns, max_tool_calls=cfg.rollout.max_tool_calls,
+                  tool_format=cfg.rollout.tool_format, **cfg.rollout.env)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"rollout.env: {exc}") from exc
+
+
 def check_task_options(cfg: TrainConfig) -> None:
     """Raise ConfigError unless every `run.task_options` entry names a task of this run and options
     its family accepts (names and values)."""
@@ -99,7 +128,7 @@ def check_recipe(cfg: TrainConfig) -> None:
     from toolgym.curriculum.registry import make_scheduler
     from toolgym.envs.registry import list_tasks
 
-    check_names(cfg)
+    check_config(cfg)
     try:
         tasks = task_ids(cfg)
     except (KeyError, ValueError) as exc:
@@ -116,4 +145,5 @@ def check_recipe(cfg: TrainConfig) -> None:
     check_task_options(cfg)
 
 
-__all__ = ["check_names", "check_recipe", "check_task_options", "run_task_ids", "task_ids", "task_kwargs"]
+__all__ = ["check_config", "check_env", "check_names", "check_recipe", "check_task_options", "run_task_ids",
+           "task_ids", "task_kwargs"]

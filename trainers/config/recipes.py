@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.trainers.config.checks import check_names
+from toolgym.trainers.config.checks import check_config
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.config.yaml_io import ConfigError, apply_overrides, from_dict, load_yaml
 
@@ -126,7 +126,7 @@ def load_recipe(name: str | Path, tiny: bool = False, overrides: Sequence[str] =
     data = recipe_dict(name, tiny=tiny, overrides=overrides)
     try:
         cfg = from_dict(TrainConfig, data)
-        check_names(cfg)
+        check_config(cfg)
         return cfg
     except ConfigError as exc:
         variant = " (--tiny)" if tiny else ""
@@ -145,11 +145,11 @@ def describe_recipe(name: str | Path) -> RecipeInfo:
 def load_config(recipe: str | Path | None = None, overrides: Sequence[str] = (), *,
                 tiny: bool = False) -> TrainConfig:
     """A validated TrainConfig: a recipe (shipped name or YAML path; None = the schema's defaults), its
-    `--tiny` variant when asked, then `key.sub=value` overrides; registry names checked (`check_names`)."""
+    `--tiny` variant when asked, then `key.sub=value` overrides; registry names checked (`check_config`)."""
     if recipe is not None:
         return load_recipe(recipe, tiny=tiny, overrides=overrides)
     cfg = from_dict(TrainConfig, apply_overrides({}, list(overrides)))
-    check_names(cfg)
+    check_config(cfg)
     return cfg
 
 

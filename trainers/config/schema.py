@@ -50,7 +50,7 @@ class SamplingConfig:
 
     temperature: float = 1.0
     top_p: float = 1.0
-    top_k: int = 0  # 0 = off
+    top_k: int = 0  # sample among the k most likely tokens (hf, vllm; sent to servers when > 0); 0 = off
     max_new_tokens: int = 256  # per assistant turn
     max_episode_tokens: int = 2048  # prompt + all turns; beyond it the episode is truncated
 
@@ -58,6 +58,7 @@ class SamplingConfig:
         _check(self.temperature >= 0.0, "temperature must be >= 0")
         _check(0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]")
         _check(self.max_new_tokens >= 1, "max_new_tokens must be >= 1")
+        _check(self.top_k >= 0, f"sampling.top_k must be >= 0 (0 = off), got {self.top_k}")
 
 
 @dataclass

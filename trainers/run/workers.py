@@ -61,7 +61,7 @@ def env_kwargs(cfg: TrainConfig) -> dict[str, Any]:
 def sampling_params(cfg: TrainConfig, seed: int | None, temperature: float | None = None) -> SamplingParams:
     s = cfg.sampling
     return SamplingParams(temperature=s.temperature if temperature is None else temperature, top_p=s.top_p,
-                          max_tokens=s.max_new_tokens, seed=seed)
+                          top_k=s.top_k, max_tokens=s.max_new_tokens, seed=seed)
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
