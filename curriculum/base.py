@@ -29,6 +29,10 @@ STATE_VERSION = 1
 class Scheduler:
     """Base class: subclasses implement `active_units`, `_draw` and optionally the hooks."""
 
+    # True for schedulers whose order depends on measured success rates: the trainer probes them
+    # before the first RL step (`probe()`); without a probe they rank unmeasured units
+    ranks_by_success: bool = False
+
     name: ClassVar[str] = "base"
 
     def __init__(self, units: Sequence[str], *, unit: str = "family",

@@ -55,6 +55,8 @@ class UniformScheduler(Scheduler):
 class DifficultyBandScheduler(Scheduler):
     """Units whose success rate is inside [lo, hi] (inclusive), drawn evenly each batch."""
 
+    ranks_by_success = True
+
     def __init__(self, units: Sequence[str], *, lo: float = 0.05, hi: float = 0.95,
                  include_unknown: bool = True, min_active: int = 1, **common: Any) -> None:
         super().__init__(units, **common)

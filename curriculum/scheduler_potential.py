@@ -111,6 +111,8 @@ class _StagedScheduler(Scheduler):
 class PotentialScheduler(_StagedScheduler):
     """Top-k% of units by improvement potential, k growing stage by stage."""
 
+    ranks_by_success = True
+
     def __init__(self, units: Sequence[str], *, stages: int = 4, fractions: Sequence[float] | None = None,
                  steps_per_stage: int | None = 100, plateau_window: int | None = 10,
                  plateau_tol: float = 0.01, unknown_potential: float = 1.0, weighting: str = "potential",

@@ -132,6 +132,15 @@ class CurriculumConfig:
 
     scheduler: str = "potential"
     options: dict[str, Any] = field(default_factory=dict)
+    # the trainer's probe before the first RL step, for schedulers that rank units by measured success
+    # (potential, difficulty_band): False = rank unmeasured units (in list order, said in the log)
+    probe: bool = True
+    probe_samples: int | None = None  # episodes per unit; None = 20 per family unit (R1-CI), a group each
+    # for instance units
+
+    def __post_init__(self) -> None:
+        _check(self.probe_samples is None or self.probe_samples >= 1,
+               f"curriculum.probe_samples must be >= 1 (episodes per unit), got {self.probe_samples}")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The single controller: `fit()` reads like the algorithm; Ray (or one process) decides where it runs.
 
+    probe: the curriculum's success rates, before step 1 (potential, difficulty_band; probe.py)
     for step in 1..S:
         requests = curriculum.next_batch(n)                  task instances, in stage order
         episodes = rollout workers(requests)                 G episodes per request (Ray actors)
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from toolgym.trainers.config.checks import task_ids
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import Progress, episode_metrics, peak_rss_mb, unit_potentials
+from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import make_pool
 from toolgym.trainers.run.runstate import RunState
 from toolgym.trainers.run.stages import build_samples, group_episodes, outcomes
@@ -43,9 +45,12 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
     metrics: dict[str, Any] = {}
     try:
         run.pool = make_pool(run.model_path, cfg)
+        start: dict[str, Any] = probe_curriculum(run, say=progress.write) if run.step == 0 else {}
         if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
             evals[0] = evaluate(run)
-            run.logger.log(0, eval_metrics(evals[0]))
+            start.update(eval_metrics(evals[0]))
+        if start:
+            run.logger.log(0, start)
         with interrupt_flag() as interrupted:
             while run.step < cfg.run.steps and not interrupted() and not out_of_time(run):
                 metrics = train_step(run)
