@@ -21,8 +21,9 @@ the instance has setup code (an initial interpreter state), it runs once in a ba
 Token faithfulness (token mode, see chat.py): prompt ids are the rendered first messages; each turn
 appends the sampled ids (mask 1, behaviour log-probs) and the rendered observations (mask 0). The
 engine always continues from exactly `prompt_ids + response_ids`. A turn that would overflow
-`max_context` is cut to fit (a prefix of a sample is still a sample) and ends the episode with
-finish reason "length" (reward 0). Text mode (a chat engine, or no tokenizer) keeps the messages only.
+`max_context`, or the episode's `max_response_tokens` sampled tokens over all turns (a length stage's
+cap), is cut to fit (a prefix of a sample is still a sample) and ends the episode with finish
+reason "length" (reward 0, truncated). Text mode (a chat engine, or no tokenizer) keeps the messages only.
 
 Failures are data: an engine, sandbox, environment or verifier failure ends that episode with
 finish reason "error" and the error text; the other episodes carry on.
@@ -62,6 +63,7 @@ class _Slot:
     conv: Conversation | None = None
     stop: tuple[str, ...] = ()
     turns: int = 0
+    policy_tokens: int = 0  # sampled so far, over all turns (the cap of a length stage)
     busy: bool = False  # env work in flight
     outcome: tuple[Any, ...] | None = None  # set by a worker: ("reset"|"continue"|"end"|"error", ...)
     started: float = field(default_factory=time.monotonic)
@@ -87,7 +89,8 @@ class RolloutRunner:
     def __init__(self, policy: Any, tokenizer: Any = None, *, group_size: int = 1,
                  sampling: SamplingParams | None = None, env_kwargs: Mapping[str, Any] | None = None,
                  sandbox: Any = None, max_inflight: int = 256, max_workers: int = 16,
-                 max_context: int | None = None, batch_fraction: float = 0.9, max_wait_s: float | None = None,
+                 max_context: int | None = None, max_response_tokens: int | None = None,
+                 batch_fraction: float = 0.9, max_wait_s: float | None = None,
                  keep_messages: bool = False, on_rewrite: str = "fallback",
                  on_episode: Callable[[Episode], None] | None = None,
                  task_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -106,6 +109,11 @@ class RolloutRunner:
         self.max_workers = max_workers
         engine = getattr(self.agent, "engine", None)
         self.max_context = max_context or getattr(engine, "max_context", None) or 1 << 30
+        if max_response_tokens is not None and max_response_tokens < 1:
+            raise ValueError(f"max_response_tokens must be >= 1 (policy tokens per episode), got "
+                             f"{max_response_tokens}")
+        # policy tokens an episode may sample over all its turns (a length stage's cap); None = no cap
+        self.max_response_tokens = max_response_tokens or 1 << 30
         self.batch_fraction = batch_fraction
         self.max_wait_s = max_wait_s
         self._last_act_s = 0.0
@@ -186,7 +194,8 @@ class RolloutRunner:
              futures: dict[Future, list[_Slot]]) -> None:
         by_stop: dict[tuple[str, ...], list[_Slot]] = {}
         for s in waiting:
-            if not self.text_mode and len(s.conv.next_prompt()) >= self.max_context:  # type: ignore[union-attr]
+            full = not self.text_mode and len(s.conv.next_prompt()) >= self.max_context  # type: ignore[union-attr]
+            if full or s.policy_tokens >= self.max_response_tokens:
                 self._complete(s, "length")
             else:
                 by_stop.setdefault(s.stop, []).append(s)
@@ -223,8 +232,10 @@ class RolloutRunner:
         s.messages.append({"role": "assistant", "content": gen.text})
         if self.text_mode:
             return True
-        room = self.max_context - len(s.conv.next_prompt())  # type: ignore[union-attr]
+        room = min(self.max_context - len(s.conv.next_prompt()),  # type: ignore[union-attr]
+                   self.max_response_tokens - s.policy_tokens)
         s.conv.add_sampled(gen.ids[:room], gen.logprobs[:room], gen.text)  # type: ignore[union-attr]
+        s.policy_tokens += min(len(gen.ids), room)
         if len(gen.ids) > room:
             self._complete(s, "length")
             return False

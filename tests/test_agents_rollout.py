@@ -224,3 +224,24 @@ def test_context_limit_cuts_the_turn_and_ends_with_length(engine: HFEngine) -> N
     assert len(ep.input_ids) == limit
     sampled = recording.sampled[tuple(ep.prompt_ids)][0]
     assert len(sampled.ids) > len(ep.response_ids) == 10 and ep.response_ids == sampled.ids[:10]
+
+
+def test_max_response_tokens_caps_the_policy_tokens_over_all_turns(engine: HFEngine) -> None:
+    """A length stage's cap: the episode's sampled tokens (all turns) stop at the cap, finish 'length'."""
+    tok = engine.tokenizer
+    sampling = SamplingParams(temperature=1.0, max_tokens=8, seed=4)
+    requests = [TaskRequest(ARITH, i, "train") for i in range(3)]
+    free = RolloutRunner(engine, tok, group_size=2, sampling=sampling, env_kwargs={"max_turns": 4})
+    capped = RolloutRunner(engine, tok, group_size=2, sampling=sampling, env_kwargs={"max_turns": 4},
+                           max_response_tokens=5)
+    try:
+        loose, tight = free.run(requests), capped.run(requests)
+    finally:
+        free.close()
+        capped.close()
+    assert max(ep.num_policy_tokens for ep in loose) > 5  # without the cap the episodes run longer
+    assert all(ep.num_policy_tokens <= 5 for ep in tight)
+    hit = [ep for ep in tight if ep.num_policy_tokens == 5]
+    assert hit and all(ep.finish_reason == "length" and ep.truncated for ep in hit)
+    with pytest.raises(ValueError, match="max_response_tokens must be >= 1"):
+        RolloutRunner(engine, tok, max_response_tokens=0)

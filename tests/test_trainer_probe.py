@@ -90,3 +90,23 @@ def test_fit_probes_through_the_real_rollout_pool_and_resume_does_not_probe_agai
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1, 2]  # no second probe record at step 0
     assert records[-1]["curriculum/probe_episodes"] == 3 * 2
+
+
+def test_length_stages_cap_the_rollouts_from_the_step_their_stage_starts(tmp_path: Path) -> None:
+    """The sequence scheduler's `max_response_length` reaches the rollout workers: a real `--no-ray` run
+    logs the cap of each step's stage, and no episode samples more policy tokens than its cap."""
+    stages = ("[{name: short, units: [toolgym/arith-v0], steps: 1, max_response_length: 3}, "
+              "{name: long, units: [toolgym/arith-v0], max_response_length: 7}]")
+    cfg = load_config(None, [
+        "rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.sandbox_pool=1", "rollout.max_turns=3",
+        "sampling.max_new_tokens=6", "rollout.filter_zero_variance=false", "loss.entropy_coef=0.01",
+        "eval.problems=0", "run.progress=false", "run.ray=off", "run.steps=2", "run.tasks=[toolgym/arith-v0]",
+        "curriculum.scheduler=sequence", f"curriculum.options={{stages: {stages}}}",
+        "model.tiny={hidden_size: 32, intermediate_size: 64, num_layers: 1, num_heads: 2, num_kv_heads: 1}"])
+    fit(cfg, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["step"] > 0]
+    assert [r["rollout/max_response_tokens"] for r in steps] == [3.0, 7.0]
+    for r, cap in zip(steps, (3, 7), strict=True):
+        assert r["rollout/tokens"] <= cap * r["rollout/episodes"]
+    assert steps[0]["rollout/truncated_frac"] == 1.0  # 3 tokens end every episode of the short stage

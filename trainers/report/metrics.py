@@ -32,6 +32,8 @@ METRICS: dict[str, str] = {
     "rollout/tokens_per_s": "policy tokens generated per rollout second",
     "rollout/error_frac": "fraction of episodes that ended with finish reason 'error' (masked out)",
     "rollout/truncated_frac": "fraction of episodes truncated by a limit",
+    "rollout/max_response_tokens": "policy tokens an episode may sample this step: the length stage's cap "
+                                   "(curriculum max_response_length), else sampling.max_episode_tokens",
     "reward/mean": "mean shaped reward over this step's episodes",
     "reward/std": "standard deviation of the shaped reward",
     "success/rate": "pass rate: fraction of episodes the verifier scored fully correct",
@@ -51,6 +53,7 @@ METRICS: dict[str, str] = {
     "actor/entropy": "token-mean full-vocabulary entropy of the policy on the update's tokens",
     "actor/entropy_coef": "adaptive entropy coefficient in use (0 when off)",
     "curriculum/stage": "curriculum stage (potential scheduler: 1..S)",
+    "curriculum/probe_tokens": "policy tokens the curriculum's probe generated before step 1 (step 0)",
     "curriculum/active_units": "units the scheduler is currently drawing from",
     "curriculum/unit_potentials": "list: improvement potential 4p(1-p) of each measured active unit "
                                   "(report: distribution per stage)",

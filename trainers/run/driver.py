@@ -82,9 +82,12 @@ def train_step(run: RunState) -> dict[str, Any]:
     step = run.step + 1
     all_episodes: list[Episode] = []
 
+    cap = run.curriculum.max_response_length  # the length stage in effect from this step on, or None
+
     def sample_groups(k: int) -> list[list[Episode]]:
         requests = run.curriculum.next_batch(k, run.rng)
-        episodes = run.pool.rollout(requests, seed=step_seed(cfg.run.seed, step, len(all_episodes)))
+        seed = step_seed(cfg.run.seed, step, len(all_episodes))
+        episodes = run.pool.rollout(requests, seed=seed, max_response_tokens=cap)
         all_episodes.extend(episodes)
         return group_episodes(episodes)
 
@@ -105,6 +108,7 @@ def train_step(run: RunState) -> dict[str, Any]:
         "curriculum/unit_potentials": unit_potentials(run.curriculum),
         "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
         "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
+        "rollout/max_response_tokens": float(cap or cfg.sampling.max_episode_tokens),
         "time/rollout_s": rollout_s, "time/learner_s": t_sync - t_learn,
         "time/sync_s": time.monotonic() - t_sync, "time/step_s": time.monotonic() - started,
         "faults/worker_restarts": float(run.pool.restarts),

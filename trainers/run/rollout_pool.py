@@ -25,7 +25,8 @@ class RolloutPool(Protocol):
     restarts: int  # workers replaced after dying
     retried: int  # requests re-submitted after their worker died
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]: ...
+    def rollout(self, requests: Sequence[TaskRequest], seed: int,
+                max_response_tokens: int | None = None) -> list[Episode]: ...
 
     def sync(self, weights: dict[str, Any]) -> None: ...
 
@@ -64,10 +65,11 @@ class LocalPool:
         self.restarts = 0
         self.retried = 0
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]:
+    def rollout(self, requests: Sequence[TaskRequest], seed: int,
+                max_response_tokens: int | None = None) -> list[Episode]:
         chunks = split_chunks(requests, self.cfg.rollout.num_workers)
         return [ep for i, chunk in enumerate(chunks)
-                for ep in self.worker.rollout(chunk, chunk_seed(seed, i))]
+                for ep in self.worker.rollout(chunk, chunk_seed(seed, i), max_response_tokens)]
 
     def sync(self, weights: dict[str, Any]) -> None:
         self.worker.update_weights(weights)
@@ -108,12 +110,15 @@ class RayPool:
         self.actors[index] = self._spawn(index)
         self.restarts += 1
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int) -> list[Episode]:
+    def rollout(self, requests: Sequence[TaskRequest], seed: int,
+                max_response_tokens: int | None = None) -> list[Episode]:
         chunks = split_chunks(requests, len(self.actors))
-        refs = [self.actors[i].rollout.remote(chunk, chunk_seed(seed, i)) for i, chunk in enumerate(chunks)]
+        cap = max_response_tokens
+        refs = [self.actors[i].rollout.remote(chunk, chunk_seed(seed, i), cap)
+                for i, chunk in enumerate(chunks)]
         out: list[Episode] = []
         for i, (chunk, ref) in enumerate(zip(chunks, refs, strict=True)):
-            again = lambda a, c=chunk, k=i: a.rollout.remote(c, chunk_seed(seed, k))  # noqa: E731
+            again = lambda a, c=chunk, k=i: a.rollout.remote(c, chunk_seed(seed, k), cap)  # noqa: E731
             out += self._get_with_retry(i, ref, again, len(chunk))
         return out
 
