@@ -50,6 +50,7 @@ class LossConfig:
     entropy_max_coef: float = 5e-3  # adaptive cap of the coefficient
     kl_coef: float = 0.0  # beta of the KL-to-reference term; 0 = off
     kl_type: str = "k3"  # one of KL_TYPES
+    kl_reference: str | None = None  # the frozen reference policy (model dir); None = the starting policy
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -77,6 +78,9 @@ class LossConfig:
         if self.dual_clip and self.name == "cispo":
             raise ValueError("LossConfig.dual_clip does not apply to name='cispo' (its weight is already "
                              "capped at 1 + eps_high); set dual_clip=False")
+        if self.kl_reference is not None and not (isinstance(self.kl_reference, str) and self.kl_coef > 0):
+            raise ValueError("LossConfig.kl_reference names the reference model of the KL term: a model "
+                             "directory, with kl_coef > 0 (it is not loaded otherwise)")
         self._check_gppo_only()
         self._check_norm_constant()
 

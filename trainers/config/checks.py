@@ -67,9 +67,26 @@ def check_names(cfg: TrainConfig) -> None:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """The checks every loaded config gets (`load_config`): registry names and environment options."""
+    """The checks every loaded config gets (`load_config`): registry names, environment options, and
+    settings that only make sense together."""
     check_names(cfg)
     check_env(cfg)
+    check_kl(cfg)
+
+
+def check_kl(cfg: TrainConfig) -> None:
+    """The KL term's reference policy must exist and be placeable."""
+    from pathlib import Path
+
+    if cfg.loss.kl_coef <= 0:
+        return
+    if cfg.loss.kl_reference is not None and not Path(cfg.loss.kl_reference).is_dir():
+        raise ConfigError(f"loss.kl_reference: {cfg.loss.kl_reference!r} is not a model directory; give "
+                          "a saved model folder, or leave it unset to use the run's starting policy")
+    if cfg.run.learners > 1 and cfg.run.learner_strategy == "fsdp2":
+        raise ConfigError("loss.kl_coef > 0 with run.learner_strategy=fsdp2: the reference policy is not "
+                          "sharded yet (each rank would hold a full copy); use learner_strategy=ddp or "
+                          "kl_coef=0")
 
 
 def check_env(cfg: TrainConfig) -> None:

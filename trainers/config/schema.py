@@ -117,9 +117,17 @@ class OptimizerConfig:
 
 @dataclass
 class AlgoConfig:
-    """Names from the advantage and loss registries (toolgym.trainers.algo.advantages / losses)."""
+    """The advantage estimator (registry `toolgym.trainers.algo.advantages`) and its knobs."""
 
     advantage: str = "grpo"
+    std_eps: float = 1e-6  # grpo: added to the group std
+    whiten_eps: float = 1e-8  # reinforce_pp*: added to the batch variance
+    # (reinforce_pp's KL-in-reward needs reference log-probs at the advantage stage: not wired yet, so
+    # AdvantageConfig.kl_coef is not offered here; loss.kl_coef is the KL term that trains)
+
+    def __post_init__(self) -> None:
+        _check(self.std_eps >= 0 and self.whiten_eps >= 0,
+               f"algo.std_eps and algo.whiten_eps must be >= 0, got {self.std_eps}, {self.whiten_eps}")
 
 
 @dataclass

@@ -102,6 +102,7 @@ class MicroBatch:
     advantages: torch.Tensor  # [B, T-1] float
     positive: torch.Tensor  # [B] bool
     rows: list[int]  # index of each row in the original sample list
+    ref_logp: torch.Tensor | None = None  # [B, T-1] reference log-probs, filled by the learner (KL term)
 
     def to(self, device: torch.device | str) -> MicroBatch:
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}

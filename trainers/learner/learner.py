@@ -97,12 +97,15 @@ class Learner:
 
     def __init__(self, model: torch.nn.Module, cfg: OptimizerConfig, loss_fn: LossFn, *, total_steps: int,
                  device: str | torch.device = "cpu", dist: DistInfo | None = None, temperature: float = 1.0,
-                 pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached") -> None:
+                 pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached",
+                 reference: torch.nn.Module | None = None) -> None:
         self.cfg, self.loss_fn, self.device = cfg, loss_fn, torch.device(device)
         self.dist = dist or DistInfo()
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
         model.to(self.device).train()
         self.module = wrap_model(model, self.dist, strategy)
+        # the frozen reference policy of a KL term: its log-probs fill MicroBatch.ref_logp (no grad)
+        self.reference = reference.to(self.device).eval().requires_grad_(False) if reference else None
         # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
         self.share_prefix = cfg.share_prefix and (not self.dist.enabled or strategy == "ddp")
         params = [p for p in self.module.parameters() if p.requires_grad]
@@ -194,6 +197,10 @@ class Learner:
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
         mb = mb.to(self.device)
+        if self.reference is not None:
+            with torch.no_grad():
+                mb.ref_logp, _ = token_logprobs(self.reference, mb, self.temperature,
+                                                share_prefix=self.share_prefix)
         logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy,
                                    share_prefix=self.share_prefix)
         loss, parts = self.loss_fn(mb, logp, ent, norm, entropy_coef)
@@ -244,7 +251,8 @@ def policy_loss_fn(cfg: LossConfig) -> LossFn:
     def loss_fn(mb: MicroBatch, logp: torch.Tensor, entropy: torch.Tensor | None, norm: LossNormalisers,
                 entropy_coef: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = LossInputs(logp=logp, old_logp=mb.old_logp, advantages=mb.advantages, mask=mb.mask,
-                            entropy=entropy, positive=mb.positive, norm=norm, entropy_coef=entropy_coef)
+                            ref_logp=mb.ref_logp, entropy=entropy, positive=mb.positive, norm=norm,
+                            entropy_coef=entropy_coef)
         out = compute_policy_loss(inputs, cfg)
         return out.loss, out.metrics
 

@@ -63,9 +63,13 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
     if cfg.model.gradient_checkpointing:
         # transformers 5 renamed it; the old name warns
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    reference = None
+    if cfg.loss.kl_coef > 0:  # frozen: loss.kl_reference (RunState sets the starting policy); a copy per rank
+        reference = AutoModelForCausalLM.from_pretrained(cfg.loss.kl_reference or model_path,
+                                                         dtype=getattr(torch, cfg.model.dtype))
     return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss), total_steps=cfg.run.steps,
                    device=device, dist=dist, temperature=cfg.sampling.temperature, pad_id=pad_id,
-                   strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss))
+                   strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss), reference=reference)
 
 
 class LearnerRank:

@@ -8,6 +8,7 @@ update is the one an unbroken run would have made.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -97,6 +98,9 @@ class RunState:
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)  # the driver process is the learner's
         path = str(ckpt.model_dir) if ckpt else base_model_path(cfg, run_dir)
+        if cfg.loss.kl_coef > 0 and cfg.loss.kl_reference is None:  # the KL's reference: the start, also
+            start = base_model_path(cfg, run_dir)                     # on resume (not the checkpoint)
+            cfg = cfg.replace(loss=dataclasses.replace(cfg.loss, kl_reference=start))
         tokenizer = AutoTokenizer.from_pretrained(path)
         adaptive = cfg.loss.entropy_target is not None
         entropy = AdaptiveEntropyController.from_config(cfg.loss) if adaptive else None

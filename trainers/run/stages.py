@@ -48,7 +48,9 @@ def advantages(groups: Sequence[Sequence[Episode]], cfg: TrainConfig) -> list[fl
         mask[i, : len(e.loss_mask)] = torch.tensor(e.loss_mask, dtype=torch.float32)
     rewards = torch.tensor([float(e.reward) for e in flat])  # [N]
     inputs = AdvantageInputs(rewards=rewards, group_ids=[e.group_id for e in flat], mask=mask)
-    adv = episode_advantages(inputs, AdvantageConfig(name=cfg.algo.advantage))  # [N] or [N, R]
+    algo = cfg.algo
+    estimator = AdvantageConfig(name=algo.advantage, std_eps=algo.std_eps, whiten_eps=algo.whiten_eps)
+    adv = episode_advantages(inputs, estimator)  # [N] or [N, R]
     if adv.dim() == 1:
         return adv.tolist()
     return [adv[i, : len(e.response_ids)].tolist() for i, e in enumerate(flat)]
