@@ -204,3 +204,23 @@ def test_registry_loss_through_the_learner_is_microbatch_invariant() -> None:
         grads.append(_grads(learner.model))
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-4)
+
+
+def test_logprob_mismatch_is_measured_and_recompute_old_logprobs_acts() -> None:
+    """`rollout/logprob_mismatch` is the mean |engine - learner| gap before the update, the same whether
+    read from the first forward or from a recomputation; `recompute_old_logprobs` then trains from
+    ratios of exactly 1 (the spy sees no gap on the first micro-batch) where the default does not."""
+    seen: list[float] = []
+
+    def spy(mb, logp, entropy, norm, entropy_coef):
+        seen.append(float(((logp.detach() - mb.old_logp).abs() * mb.mask).max()))
+        return _ratio_loss(mb, logp, entropy, norm)
+
+    plain = Learner(_tiny_model(), OptimizerConfig(lr=1e-2, micro_batch_tokens=100_000), spy, total_steps=1)
+    engine_gap = plain.update(_samples())["rollout/logprob_mismatch"]
+    assert seen[0] > 0.1 and engine_gap > 0.1  # the synthetic engine log-probs are far off
+    seen.clear()
+    cfg = OptimizerConfig(lr=1e-2, micro_batch_tokens=100_000, recompute_old_logprobs=True)
+    again = Learner(_tiny_model(), cfg, spy, total_steps=1).update(_samples())["rollout/logprob_mismatch"]
+    assert seen[0] < 1e-5  # trained from the learner's own log-probs
+    assert again == pytest.approx(engine_gap, rel=1e-4)  # the same gap, measured on the recomputation

@@ -103,6 +103,9 @@ class OptimizerConfig:
     share_prefix: bool = True  # feed a micro-batch's common prefix once (exact; one rank or DDP, not FSDP2)
     mini_batches: int = 1  # optimizer steps per pass over a rollout batch
     epochs: int = 1  # passes over a rollout batch; >1 recomputes old log-probs before the first
+    # recompute the behaviour log-probs with the learner before the first update even with one epoch
+    # (verl's choice: ratios then start at exactly 1 whatever the engine's numerics); False = the engine's
+    recompute_old_logprobs: bool = False
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "lr must be > 0")

@@ -33,6 +33,14 @@ from toolgym.trainers.learner.distributed import DistInfo, all_reduce, unwrap, w
 from toolgym.trainers.learner.prefix_forward import causal_lm_logits, first_trained_column
 
 _FINITE = "_finite"  # the loss's finiteness rides along with the metrics in the one sync
+MISMATCH = "rollout/logprob_mismatch"  # mean |engine - learner| log-prob on the update's policy tokens
+
+
+def logprob_mismatch(samples: Sequence[Sample], fresh: Sequence[torch.Tensor]) -> float:
+    """Mean |engine - learner| log-prob over the samples' loss tokens (weights as the mask)."""
+    num = sum(float(((s.old_logp - lp).abs() * s.mask).sum()) for s, lp in zip(samples, fresh, strict=True))
+    den = sum(float(s.mask.sum()) for s in samples)
+    return num / den if den else 0.0
 # loss_fn(micro_batch, logp [B, T-1], entropy [B, T-1] or None, global counts, entropy coefficient of
 # this update or None) -> (loss, metric shares as 0-d tensors). Each metric value is this micro-batch's
 # share: summed over micro-batches and ranks (see LossOutput). The learner reads all of them, and the
@@ -146,18 +154,25 @@ class Learner:
         `entropy_coef` is this update's entropy-bonus coefficient when the driver's adaptive controller
         sets it (None = the loss config's fixed one)."""
         samples = list(samples)
-        if self.cfg.epochs > 1:
+        mismatch: float | None = None
+        if self.cfg.epochs > 1 or self.cfg.recompute_old_logprobs:
             fresh = self.recompute_logprobs(samples)
+            mismatch = logprob_mismatch(samples, fresh)
             samples = [dataclasses.replace(s, old_logp=lp) for s, lp in zip(samples, fresh, strict=True)]
         totals: dict[str, float] = {}
         steps = 0
         for _ in range(self.cfg.epochs):
             for indices in split_mini_batches(len(samples), self.cfg.mini_batches):
                 local = [samples[i] for i in shard(indices, self.dist.rank, self.dist.world_size)]
-                for k, v in self._step(local, entropy_coef).items():
+                step = self._step(local, entropy_coef, measure=steps == 0 and mismatch is None)
+                measured = step.pop(MISMATCH, None)
+                mismatch = measured if measured is not None else mismatch
+                for k, v in step.items():
                     totals[k] = totals.get(k, 0.0) + v
                 steps += 1
         out = {k: v / max(1, steps) for k, v in totals.items()}
+        if mismatch is not None:
+            out[MISMATCH] = mismatch
         out["learner/skipped_steps"] = float(self.steps_skipped)
         out["learner/lr"] = float(self.scheduler.get_last_lr()[0])
         return out
@@ -170,7 +185,8 @@ class Learner:
                                all_reduce(mine.num_sequences, self.dist),
                                all_reduce(mine.num_positive_tokens, self.dist))
 
-    def _step(self, local: Sequence[Sample], entropy_coef: float | None) -> dict[str, float]:
+    def _step(self, local: Sequence[Sample], entropy_coef: float | None,
+              measure: bool = False) -> dict[str, float]:
         """One optimizer step on this rank's share of a mini-batch."""
         batches = micro_batches(local, self.cfg.micro_batch_tokens, self.pad_id,
                                 share_prefix=self.share_prefix) if local else []
@@ -183,7 +199,8 @@ class Learner:
             last = k == count - 1
             sync = contextlib.nullcontext() if last or not self.dist.enabled else self.module.no_sync()
             with sync, self._autocast():
-                loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm, entropy_coef)
+                loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm, entropy_coef,
+                                               measure)
                 loss.backward()
             values = to_floats({**parts, _FINITE: torch.isfinite(loss.detach())})  # the one sync
             finite = finite and values.pop(_FINITE) == 1.0
@@ -191,8 +208,8 @@ class Learner:
                 metrics[name] = metrics.get(name, 0.0) + v
         return self._apply(finite, metrics)
 
-    def _micro_loss(self, mb: MicroBatch | None, norm: LossNormalisers,
-                    entropy_coef: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _micro_loss(self, mb: MicroBatch | None, norm: LossNormalisers, entropy_coef: float | None,
+                    measure: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if mb is None or norm.num_tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
@@ -204,6 +221,9 @@ class Learner:
         logp, ent = token_logprobs(self.module, mb, self.temperature, self.entropy,
                                    share_prefix=self.share_prefix)
         loss, parts = self.loss_fn(mb, logp, ent, norm, entropy_coef)
+        if measure:  # before any update: the learner's log-probs of the engine's tokens, vs the engine's
+            gap = ((logp.detach() - mb.old_logp).abs() * mb.mask).sum() / norm.num_tokens
+            parts = {**parts, MISMATCH: gap}
         return loss * self.dist.world_size, parts
 
     def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:

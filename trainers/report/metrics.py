@@ -32,6 +32,8 @@ METRICS: dict[str, str] = {
     "rollout/tokens_per_s": "policy tokens generated per rollout second",
     "rollout/error_frac": "fraction of episodes that ended with finish reason 'error' (masked out)",
     "rollout/truncated_frac": "fraction of episodes truncated by a limit",
+    "rollout/logprob_mismatch": "mean |engine - learner| log-prob of the update's policy tokens, before the "
+                                "update (0 = the engine's numerics match the learner's)",
     "rollout/max_response_tokens": "policy tokens an episode may sample this step: the length stage's cap "
                                    "(curriculum max_response_length), else sampling.max_episode_tokens",
     "reward/mean": "mean shaped reward over this step's episodes",
