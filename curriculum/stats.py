@@ -11,6 +11,10 @@ old counts half as much as the newest one.
 
 `weight_n` is the effective number of samples (the confidence): a unit counts as measured once it
 reaches `min_samples`. Raw counts (attempts, successes) are kept too, for logs.
+
+Outcomes arrive a step's batch at a time (`record_many`), and the episodes of a batch are equally
+recent: a unit with k outcomes in the batch decays its past by `decay ** k` once and adds the k new
+outcomes with weight 1 each, so the order of outcomes inside a batch does not move the rate.
 """
 
 from __future__ import annotations
@@ -64,9 +68,17 @@ class SuccessStats:
         self.weighted_reward[i] = self.decay * self.weighted_reward[i] + float(reward)
 
     def record_many(self, items: Iterable[tuple[str, bool, float]]) -> None:
-        """Add outcomes given as (unit, success, reward), in order."""
+        """Add one batch of outcomes given as (unit, success, reward): equally recent, in any order."""
+        batch: dict[int, list[tuple[bool, float]]] = {}
         for unit, success, reward in items:
-            self.record(unit, success, reward)
+            batch.setdefault(self._index(unit), []).append((bool(success), float(reward)))
+        for i, outcomes in batch.items():
+            past = self.decay ** len(outcomes)
+            self.attempts[i] += len(outcomes)
+            self.successes[i] += sum(s for s, _ in outcomes)
+            self.weight[i] = past * self.weight[i] + len(outcomes)
+            self.weighted_success[i] = past * self.weighted_success[i] + sum(s for s, _ in outcomes)
+            self.weighted_reward[i] = past * self.weighted_reward[i] + sum(r for _, r in outcomes)
 
     def rate(self, unit: str) -> float | None:
         """Recency-weighted success rate, or None while the unit has fewer than min_samples."""

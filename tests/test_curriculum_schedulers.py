@@ -217,7 +217,9 @@ def test_potential_reranks_from_training_outcomes_at_stage_start() -> None:
     s.probe(exact_probe, n=10)
     # training shows t0 is now always solved: it drops out of the next stage's top 50%
     s.update([Outcome("t0", 0, True, 1.0)] * 1000)
-    assert s.active_units() == ["t1", "t2", "t3", "t4"]
+    active = s.active_units()
+    assert "t0" not in active and active[:3] == ["t1", "t2", "t3"]
+    assert active[3] in ("t4", "t5")  # t4 and t5 tie at 0.36: either completes the top half
 
 
 def test_potential_advances_on_a_reward_plateau() -> None:

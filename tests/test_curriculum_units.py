@@ -153,3 +153,18 @@ def test_run_probe_calls_each_mode_and_validates() -> None:
         run_probe(probe, ["a"], 0)
     with pytest.raises(TypeError, match=r"list of toolgym\.envs\.types\.Outcome"):
         run_probe(lambda u, n, m: [{"success": True}], ["a"], 1)
+
+
+def test_a_batch_of_outcomes_is_equally_recent_whatever_its_order() -> None:
+    batch = [("u", True, 1.0)] * 10 + [("u", False, 0.0)] * 10
+    a, b = SuccessStats(["u"], half_life=5.0), SuccessStats(["u"], half_life=5.0)
+    a.record_many(batch)
+    b.record_many(batch[::-1])
+    assert a.rate("u") == b.rate("u") == pytest.approx(0.5)  # per outcome, the order moved it by ~0.2
+    one = SuccessStats(["u"], half_life=5.0)
+    one.record("u", True, 1.0)
+    many = SuccessStats(["u"], half_life=5.0)
+    many.record_many([("u", True, 1.0)])
+    assert one.summary("u") == many.summary("u")  # a batch of one is one outcome
+    a.record_many([("u", True, 1.0)] * 20)
+    assert a.summary("u").confidence == pytest.approx(20 * 0.5 ** 4 + 20)  # the past decays by decay ** 20
