@@ -16,30 +16,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult, SandboxBackend, SandboxError, Session
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 from toolgym._lazy import lazy_exports
 
-BACKENDS = {
-    "local": "toolgym.envs.sandbox.local:LocalBackend",
-    "subprocess": "toolgym.envs.sandbox.subproc:SubprocessBackend",
-    "e2b": "toolgym.envs.sandbox.e2b_backend:E2BBackend",
-}
+# Kept for code that listed backends through the old dict: `name in BACKENDS`, `sorted(BACKENDS)`.
+BACKENDS = SANDBOX_BACKENDS
+
+
+def list_backends() -> list[str]:
+    """Names of the registered sandbox backends (built-in and from plugins), sorted."""
+    return SANDBOX_BACKENDS.names()
 
 
 def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
     """Create a sandbox backend by name; `options` go to its constructor (e.g. limits=, isolation=).
 
-    Nothing is started until the first session is requested.
+    Nothing is started until the first session is requested. An unknown name raises
+    `toolgym.registry.UnknownNameError` (a ValueError) naming the closest registered backends.
     """
-    import importlib
-
-    target = BACKENDS.get(backend)
-    if target is None:
-        raise ValueError(f"unknown sandbox backend {backend!r}; known backends: {sorted(BACKENDS)}")
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = SANDBOX_BACKENDS.get(backend)
     try:
         return cls(**options)
     except TypeError as exc:
@@ -47,7 +44,7 @@ def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
 
 
 _EXPORTS = {
-    "SessionPool": "toolgym.envs.sandbox.pool",
+    "SessionPool": "toolgym.envs.sandbox.session_pool",
     "LocalBackend": "toolgym.envs.sandbox.local",
     "LocalSession": "toolgym.envs.sandbox.local_session",
     "SubprocessBackend": "toolgym.envs.sandbox.subproc",
@@ -56,5 +53,6 @@ _EXPORTS = {
     "E2BSession": "toolgym.envs.sandbox.e2b_backend",
     "execution_to_result": "toolgym.envs.sandbox.e2b_backend",
 }
-__all__ = ["BACKENDS", "ExecResult", "SandboxBackend", "SandboxLimits", "Session", "make_sandbox", *_EXPORTS]
+__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "SandboxBackend", "SandboxError", "SandboxLimits",
+           "Session", "list_backends", "make_sandbox", *_EXPORTS]
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 _INSTALL_HINT = "the e2b backend needs the e2b extra: pip install 'toolgym[e2b]'"
@@ -112,6 +112,7 @@ class E2BSession:
         self._kill()
 
 
+@SANDBOX_BACKENDS.register("e2b")
 class E2BBackend:
     """Creates E2B sandboxes; `template` and other options go to `Sandbox.create`."""
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -60,6 +59,8 @@ from typing import Any
 
 from toolgym.envs.sandbox import _wire
 from toolgym.envs.sandbox._isolation import PidsCgroup, bwrap_command, count_user_processes, resolve_isolation
+from toolgym.envs.sandbox._proc import Group, Proc, exited
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS
 from toolgym.envs.sandbox.limits import SandboxLimits
 from toolgym.envs.sandbox.local_session import LocalSession
 
@@ -68,23 +69,7 @@ _START_TIMEOUT = 60.0  # seconds for the zygote to import its preloaded modules
 _SPAWN_TIMEOUT = 30.0
 
 
-class _Group:
-    """Host view of one session group (a new session and its forks): namespaces, directory, cgroup."""
-
-    def __init__(self, directory: str, cgroup_path: str | None) -> None:
-        self.directory, self.cgroup_path = directory, cgroup_path
-        self.init_pidfd: int | None = None
-        self.refs = 1
-
-
-class _Proc:
-    """Host view of one live session process."""
-
-    def __init__(self, sock: socket.socket, pid: int, directory: str, group: _Group) -> None:
-        self.sock, self.pid, self.directory, self.group = sock, pid, directory, group
-        self.pidfd = os.pidfd_open(pid)
-
-
+@SANDBOX_BACKENDS.register("local")
 class LocalBackend:
     """Creates sessions forked from a zygote; see the module docstring for what is isolated."""
 
@@ -129,9 +114,8 @@ class LocalBackend:
         return self._isolation
 
     def new_session(self) -> LocalSession:
-        session = LocalSession(self, self._spawn())
-        with self._lock:
-            self._sessions.add(session)
+        session = LocalSession(self, self.spawn_proc())
+        self.adopt(session)
         return session
 
     def close(self) -> None:
@@ -231,7 +215,7 @@ class LocalBackend:
             self._zygote = None
 
     # ------------------------------------------------------------------ session processes
-    def _spawn(self) -> _Proc:
+    def spawn_proc(self) -> Proc:
         """Fork a new session group from the zygote (restarting the zygote once if it died)."""
         with self._lock:
             if self._closed:
@@ -252,7 +236,7 @@ class LocalBackend:
                     name += "r"
         return self._await_session(host, os.path.join(group_dir, "s0"), group)
 
-    def _request_group(self, group_dir: str, name: str) -> tuple[socket.socket, _Group]:
+    def _request_group(self, group_dir: str, name: str) -> tuple[socket.socket, Group]:
         assert self._control is not None
         os.mkdir(group_dir)
         os.mkdir(os.path.join(group_dir, "s0"))
@@ -272,22 +256,22 @@ class LocalBackend:
             child.detach()
         if not reply.get("ok"):
             raise RuntimeError(f"the sandbox zygote could not fork: {reply.get('error')}")
-        return host, _Group(group_dir, cgroup_path)
+        return host, Group(name, group_dir, cgroup_path)
 
-    def _await_session(self, host: socket.socket, directory: str, group: _Group) -> _Proc:
+    def _await_session(self, host: socket.socket, directory: str, group: Group) -> Proc:
         deadline = time.monotonic() + _SPAWN_TIMEOUT
         try:
             if self.isolation == "bwrap":
-                group.init_pidfd = os.pidfd_open(_expect_hello(host, "init", deadline))
+                group.keeper_pidfd = os.pidfd_open(_expect_hello(host, "init", deadline))
             pid = _expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
-            return _Proc(host, pid, directory, group)
+            return Proc(host, pid, directory, group)
         except BaseException:
             host.close()
             self._release_group(group)
             raise
 
-    def _fork(self, parent: _Proc, deadline: float) -> _Proc:
+    def fork_proc(self, parent: Proc, deadline: float) -> Proc:
         with self._lock:
             directory = os.path.join(parent.group.directory, f"s{next(self._ids)}")
             parent.group.refs += 1
@@ -304,42 +288,46 @@ class LocalBackend:
                 raise RuntimeError(f"Session.fork() failed inside the sandbox: {reply.get('error')}")
             pid = _expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
-            return _Proc(host, pid, directory, parent.group)
+            return Proc(host, pid, directory, parent.group)
         except BaseException:
             host.close()
             shutil.rmtree(directory, ignore_errors=True)
             self._release_group(parent.group)
             raise
 
-    def _kill(self, proc: _Proc) -> None:
+    def kill_proc(self, proc: Proc) -> None:
         """Kill the session's process group, close its socket, delete its directory."""
-        if not _exited(proc.pidfd):
+        if not exited(proc.pidfd):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # the leader is alive, so the group id is still ours
             except (ProcessLookupError, PermissionError):
                 pass
-            _exited(proc.pidfd, timeout=1.0)  # synchronous close: its process slot is free on return
+            exited(proc.pidfd, timeout=1.0)  # synchronous close: its process slot is free on return
         os.close(proc.pidfd)
         proc.sock.close()
         shutil.rmtree(proc.directory, ignore_errors=True)
         self._release_group(proc.group)
 
-    def _release_group(self, group: _Group) -> None:
+    def _release_group(self, group: Group) -> None:
         with self._lock:
             group.refs -= 1
             if group.refs > 0:
                 return
-        if group.init_pidfd is not None:
+        if group.keeper_pidfd is not None:
             try:
-                signal.pidfd_send_signal(group.init_pidfd, signal.SIGKILL)  # PID 1 dies: the namespace dies
+                signal.pidfd_send_signal(group.keeper_pidfd, signal.SIGKILL)  # PID 1 dies: the namespace dies
             except ProcessLookupError:
                 pass
-            os.close(group.init_pidfd)
+            os.close(group.keeper_pidfd)
         shutil.rmtree(group.directory, ignore_errors=True)
-        if self._cgroup is not None and group.cgroup_path is not None:
-            self._cgroup.remove(group.cgroup_path)
+        if self._cgroup is not None and group.cgroup is not None:
+            self._cgroup.remove(group.cgroup)
 
-    def _forget(self, session: LocalSession) -> None:
+    def adopt(self, session: LocalSession) -> None:
+        with self._lock:
+            self._sessions.add(session)
+
+    def forget(self, session: LocalSession) -> None:
         with self._lock:
             self._sessions.discard(session)
 
@@ -349,14 +337,6 @@ def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
     if message.get("hello") != kind:
         raise RuntimeError(f"a sandbox session failed to start: {message.get('error', message)}")
     return pid
-
-
-def _exited(pidfd: int, timeout: float = 0.0) -> bool:
-    # poll(), not select(): select() fails for descriptor numbers >= 1024 (FD_SETSIZE), which a
-    # busy host reaches with many sessions open or waiting to be closed.
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(max(0.0, timeout) * 1000.0))
 
 
 def _cleanup(proc: subprocess.Popen, root: str, cgroup: PidsCgroup | None) -> None:

@@ -8,28 +8,25 @@ reports `state_lost=True` again, so an environment can tell the model its variab
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from toolgym.envs.sandbox import _wire
+from toolgym.envs.sandbox._proc import Proc, SessionHost, exited
 from toolgym.envs.sandbox.base import ExecResult
-
-if TYPE_CHECKING:
-    from toolgym.envs.sandbox.local import LocalBackend, _Proc
 
 
 class LocalSession:
     """A stateful interpreter. One caller at a time (use SessionPool to share across threads)."""
 
-    def __init__(self, backend: LocalBackend, proc: _Proc) -> None:
+    def __init__(self, backend: SessionHost, proc: Proc) -> None:
         self._backend = backend
-        self._proc: _Proc | None = proc
+        self._proc: Proc | None = proc
         self._lost = False  # the interpreter died; the next run starts a fresh one
         self._closed = False
 
     @property
     def alive(self) -> bool:
         """True while the interpreter process is running (False after a timeout or crash)."""
-        return self._proc is not None and not self._closed and not _exited_proc(self._proc)
+        return self._proc is not None and not self._closed and not exited(self._proc.pidfd)
 
     @property
     def pid(self) -> int | None:
@@ -50,7 +47,7 @@ class LocalSession:
         restarted = self._proc is None
         if restarted:
             try:
-                self._proc = self._backend._spawn()
+                self._proc = self._backend.spawn_proc()
             except Exception as exc:
                 return ExecResult(
                     crashed=True,
@@ -113,18 +110,17 @@ class LocalSession:
         if self._closed:
             raise RuntimeError("cannot fork a closed session")
         if self._proc is None:  # nothing to copy: the state was already lost
-            child = LocalSession(self._backend, self._backend._spawn())
+            child = LocalSession(self._backend, self._backend.spawn_proc())
             child._lost = True
         else:
-            proc = self._backend._fork(self._proc, time.monotonic() + 30.0)
+            proc = self._backend.fork_proc(self._proc, time.monotonic() + 30.0)
             child = LocalSession(self._backend, proc)
-        with self._backend._lock:
-            self._backend._sessions.add(child)
+        self._backend.adopt(child)
         return child
 
     def _die(self) -> None:
         if self._proc is not None:
-            self._backend._kill(self._proc)
+            self._backend.kill_proc(self._proc)
             self._proc = None
             self._lost = True
 
@@ -134,9 +130,9 @@ class LocalSession:
             return
         self._closed = True
         if self._proc is not None:
-            self._backend._kill(self._proc)
+            self._backend.kill_proc(self._proc)
             self._proc = None
-        self._backend._forget(self)
+        self._backend.forget(self)
 
     def __enter__(self) -> LocalSession:
         return self
@@ -150,8 +146,3 @@ class LocalSession:
         except Exception:
             pass
 
-
-def _exited_proc(proc: _Proc) -> bool:
-    from toolgym.envs.sandbox.local import _exited
-
-    return _exited(proc.pidfd)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 _ERROR_PREFIX = "Traceback (most recent call last):"
@@ -81,6 +81,7 @@ class SubprocessSession:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+@SANDBOX_BACKENDS.register("subprocess")
 class SubprocessBackend:
     """Sessions that start a new interpreter per call (the baseline)."""
 
