@@ -332,3 +332,163 @@ def test_bwrap_sandbox_works_from_a_venv_under_tmp(tmp_path: Path) -> None:
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "42"
+
+
+# ---------------------------------------------------------------- the wire protocol (finding 7)
+# Model code can find the session's control socket among its own descriptors and write frames on it.
+_SEND_FRAME = (
+    "import os, stat, struct, sys\n"
+    "def _send_frame(body: bytes) -> None:\n"
+    "    for name in os.listdir('/proc/self/fd'):\n"
+    "        fd = int(name)\n"
+    "        try:\n"
+    "            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+    "                os.write(fd, struct.pack('>I', len(body)) + body)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "def _request_id():\n"
+    "    frame = sys._getframe()\n"
+    "    while frame is not None:\n"
+    "        if 'request_id' in frame.f_locals:\n"
+    "            return frame.f_locals['request_id']\n"
+    "        frame = frame.f_back\n"
+)
+
+
+def test_deeply_nested_reply_frame_is_a_crash_not_an_exception(session):
+    session.run("kept = 1")
+    result = session.run(_SEND_FRAME + "_send_frame(b'{\"a\":' + b'[' * 200000 + b']' * 200000 + b'}')")
+    assert result.crashed and result.state_lost and isinstance(result.error_message, str), result
+    after = session.run("print('fresh')")
+    assert after.stdout == "fresh\n" and after.state_lost
+
+
+def test_forged_reply_frame_neither_answers_nor_desynchronises(session):
+    result = session.run(_SEND_FRAME + "_send_frame(b'{\"stdout\": \"FORGED\\\\n\", \"stderr\": \"\"}')\n"
+                         "print('real')")
+    assert result.stdout == "real\n", result
+    for i in range(3):  # every later call still gets its own reply
+        assert session.run(f"print({i})").stdout == f"{i}\n"
+
+
+def test_reply_with_wrong_field_types_is_a_crash(session):
+    # even with the request id dug out of the server's frames, a reply must match the schema
+    code = (_SEND_FRAME + "import json\n"
+            "_send_frame(json.dumps({'id': _request_id(), 'stdout': 5, 'stderr': '', "
+            "'error_type': ['x']}).encode())\nimport time; time.sleep(0.2)")
+    result = session.run(code)
+    assert result.crashed and result.error_type in (None, "SandboxError"), result
+    assert isinstance(result.stdout, str)
+    assert session.run("print(1)").stdout == "1\n"
+
+
+def test_internal_server_error_is_a_crash_not_a_success(session):
+    assert session.run("import _session\n_session.Server.execute = None").ok
+    broken = session.run("print('never runs')")
+    assert broken.crashed and broken.state_lost and not broken.ok, broken
+    assert session.run("print(2)").stdout == "2\n"
+
+
+def test_closing_stdio_descriptors_keeps_the_session_and_its_state(session):
+    first = session.run("x = 3\nimport os\nos.close(0); os.close(1); os.close(2)")
+    assert first.ok, first
+    after = session.run("print(x)")
+    assert after.stdout == "3\n" and not after.state_lost, after
+
+
+def test_background_output_between_calls_is_not_returned_by_the_next_call(session):
+    session.run("import threading, time\n"
+                "threading.Thread(target=lambda: (time.sleep(0.2), print('late', flush=True))).start()")
+    time.sleep(0.6)
+    assert session.run("print('now')").stdout == "now\n"
+
+
+def test_death_between_calls_restarts_on_the_next_call(session):
+    session.run("x = 1")
+    os.kill(session.pid, 9)
+    assert _wait_until(lambda: not session.alive)
+    result = session.run("print(2)")
+    assert result.stdout == "2\n" and result.state_lost and not result.crashed, result
+
+
+def test_thread_exiting_the_interpreter_between_calls_restarts_on_the_next_call(session):
+    session.run("import os, threading, time\n"
+                "threading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
+    assert _wait_until(lambda: not session.alive)
+    result = session.run("print(3)")
+    assert result.stdout == "3\n" and result.state_lost and not result.crashed, result
+
+
+def test_lone_surrogates_never_reach_the_caller(session):
+    result = session.run("print('a\\ud800b')\nraise ValueError('\\udcff')")
+    for text in (result.stdout, result.error_message, result.traceback):
+        text.encode("utf-8")  # strict: raises on a lone surrogate
+
+
+# ---------------------------------------------------------------- fork() and its errors (finding 10)
+def test_fork_copes_with_fifos_and_sockets_in_the_work_dir(session):
+    assert session.run("import os, socket\nos.mkfifo('pipe')\n"
+                       "s = socket.socket(socket.AF_UNIX); s.bind('sock')\nopen('f', 'w').write('x')").ok
+    start = time.monotonic()
+    child = session.fork()
+    assert time.monotonic() - start < 5.0
+    assert child.run("import os, stat\nprint(stat.S_ISFIFO(os.stat('pipe').st_mode), open('f').read())"
+                     ).stdout == "True x\n"
+    child.close()
+
+
+def test_fork_after_the_session_was_killed_gives_a_fresh_session(session):
+    session.run("x = 1")
+    os.kill(session.pid, 9)
+    assert _wait_until(lambda: not session.alive)
+    child = session.fork()
+    result = child.run("'x' in dir()")
+    assert result.stdout == "False\n" and result.state_lost
+    child.close()
+
+
+def test_fork_and_new_session_raise_sandbox_error_when_descriptors_run_out(backend, session):
+    from toolgym.envs.sandbox import SandboxError
+
+    session.run("x = 1")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hog = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+        with pytest.raises(SandboxError):
+            while True:
+                hog.append(os.open(os.devnull, os.O_RDONLY))
+                if len(hog) > 100:
+                    break
+                session.fork().close()
+        with pytest.raises(SandboxError, match="descriptors"):
+            backend.new_session()
+    finally:
+        for fd in hog:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert session.run("x").stdout == "1\n"
+
+
+# ---------------------------------------------------------------- deep directory chains (finding 6)
+_DEEP_CHAIN = "import os\nfor _ in range(1200):\n    os.mkdir('d')\n    os.chdir('d')\n"
+
+
+def test_a_1200_deep_directory_chain_is_deleted_by_close(backend):
+    session = backend.new_session()
+    assert session.run(_DEEP_CHAIN).ok
+    workdir = session.workdir
+    session.close()
+    assert not os.path.exists(workdir)
+
+
+def test_a_1200_deep_directory_chain_does_not_kill_the_pool_closer(backend):
+    with SessionPool(backend, size=0) as pool:
+        first = pool.acquire()
+        assert first.run(_DEEP_CHAIN).ok
+        pool.release(first)
+        assert _wait_until(lambda: pool.pending_close == 0)
+        second = pool.acquire()
+        pool.release(second)
+        assert _wait_until(lambda: pool.pending_close == 0)  # the closer thread is still alive
+        assert pool._closer is not None and pool._closer.is_alive()

@@ -1,4 +1,4 @@
-"""Host-side helpers for the local backend: bubblewrap detection and command line, pids cgroups.
+"""Host-side helpers for the local backend: bubblewrap detection and its command line.
 
 Kept apart from local.py so the policy (which paths are visible, what is unshared) reads in one place.
 """
@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 ISOLATION_MODES = ("auto", "bwrap", "none")
 # The host file system read-only, a minimal /dev, and /proc (each session group mounts its own).
@@ -133,75 +132,3 @@ def count_user_processes(uid: int) -> int:
             except OSError:
                 continue
     return count
-
-
-class PidsCgroup:
-    """A pids cgroup per session group, for root (the kernel exempts root from RLIMIT_NPROC)."""
-
-    def __init__(self, name: str) -> None:
-        self.base: str | None = None
-        for parent in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):  # cgroup v1 pids, else v2 with pids
-            if not os.path.isdir(parent):
-                continue
-            if parent == "/sys/fs/cgroup" and "pids" not in _read(
-                os.path.join(parent, "cgroup.subtree_control")
-            ):
-                continue
-            try:
-                os.makedirs(os.path.join(parent, name), exist_ok=True)
-            except OSError:
-                continue
-            self.base = os.path.join(parent, name)
-            break
-        self._pending: list[str] = []
-
-    @property
-    def available(self) -> bool:
-        return self.base is not None
-
-    def create(self, group: str, max_pids: int) -> tuple[str, int]:
-        """Make the group's cgroup; returns (path, fd of its cgroup.procs opened for writing)."""
-        assert self.base is not None
-        path = os.path.join(self.base, group)
-        os.mkdir(path)
-        with open(os.path.join(path, "pids.max"), "w") as handle:
-            handle.write(str(max_pids))
-        return path, os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-
-    def remove(self, path: str | None = None, wait: float = 0.0) -> None:
-        """rmdir `path` (and earlier ones still busy); retried later while processes are exiting."""
-        if path:
-            self._pending.append(path)
-        deadline = time.monotonic() + wait
-        while True:
-            self._pending = [p for p in self._pending if not _try_rmdir(p)]
-            if not self._pending or time.monotonic() >= deadline:
-                return
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        """Remove every group cgroup (all ours) once its processes are gone, then the base."""
-        if self.base is None or not os.path.isdir(self.base):
-            return
-        with os.scandir(self.base) as entries:
-            self._pending += [e.path for e in entries if e.is_dir() and e.path not in self._pending]
-        self.remove(wait=2.0)
-        _try_rmdir(self.base)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return ""
-
-
-def _try_rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True

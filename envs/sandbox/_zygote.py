@@ -152,9 +152,9 @@ def _keeper_main(chan: socket.socket, fds: list[int], request: dict, config: dic
     """Process C, forked by the zygote for one new session group; never returns."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if len(fds) > 1:  # the host opened `cgroup.procs` of this group's pids cgroup for us
-            os.write(fds[1], b"0")
-            os.close(fds[1])
+        for fd in fds[1:]:  # the host opened `cgroup.procs` of this group's cgroups for us
+            os.write(fd, b"0")
+            os.close(fd)
         if not config["ns"]:
             _become_session(chan, request, config)
         _die_with_parent()
@@ -206,7 +206,7 @@ def main() -> None:
     _wire.send(control, {"ready": True, "pid": os.getpid(), "failed": failed})
     while True:
         try:
-            request, fds = _wire.recv(control, max_fds=2)
+            request, fds = _wire.recv(control, max_fds=4)
         except (_wire.WireError, OSError):
             os._exit(0)
         if request.get("op") != "new" or not fds:

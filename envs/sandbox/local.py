@@ -46,7 +46,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,10 +56,12 @@ import time
 import weakref
 from typing import Any
 
-from toolgym.envs.sandbox import _wire
-from toolgym.envs.sandbox._isolation import PidsCgroup, bwrap_command, count_user_processes, resolve_isolation
+from toolgym.envs.sandbox import _reply, _wire
+from toolgym.envs.sandbox._cgroup import GroupCgroups
+from toolgym.envs.sandbox._files import remove_tree
+from toolgym.envs.sandbox._isolation import bwrap_command, count_user_processes, resolve_isolation
 from toolgym.envs.sandbox._proc import Group, Proc, exited
-from toolgym.envs.sandbox.base import SANDBOX_BACKENDS
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, SandboxError
 from toolgym.envs.sandbox.limits import SandboxLimits
 from toolgym.envs.sandbox.local_session import LocalSession
 
@@ -93,13 +94,14 @@ class LocalBackend:
         self._extra_env = dict(env or {})
         self._python = python or sys.executable
         self._isolation: str | None = None
+        self._session_ids: tuple[int, int] | None = None  # (uid, gid) sessions drop to, when not ours
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._sessions: set[LocalSession] = set()
         self._zygote: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._root: str | None = None
-        self._cgroup: PidsCgroup | None = None
+        self._cgroup: GroupCgroups | None = None
         self._closed = False
         self.preload_failures: dict[str, str] = {}  # preloaded module -> why its import failed
         self.zygote_pid: int | None = None
@@ -131,7 +133,7 @@ class LocalBackend:
         if self._cgroup is not None:
             self._cgroup.close()
         if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+            remove_tree(self._root)
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -144,8 +146,9 @@ class LocalBackend:
         isolation = self.isolation
         if self._root is None:
             self._root = os.path.realpath(tempfile.mkdtemp(prefix="toolgym-sandbox-"))
-            if os.geteuid() == 0 and self.limits.max_processes is not None:
-                cgroup = PidsCgroup(f"toolgym-{os.getpid()}-{id(self):x}")
+            if os.geteuid() == 0:
+                cgroup = GroupCgroups(f"toolgym-{os.getpid()}-{id(self):x}",
+                                      memory=self.limits.group_memory_bytes is not None)
                 self._cgroup = cgroup if cgroup.available else None
         host, child = socket.socketpair()
         uid = os.getuid()
@@ -183,7 +186,7 @@ class LocalBackend:
             proc.wait()
             log.seek(0)
             detail = log.read()[-4000:].decode(errors="replace")
-            raise RuntimeError(f"the sandbox zygote failed to start ({exc}); its output:\n{detail}") from None
+            raise SandboxError(f"the sandbox zygote failed to start ({exc}); its output:\n{detail}") from None
         host.settimeout(_SPAWN_TIMEOUT)
         self.preload_failures = dict(ready.get("failed", {}))
         self.zygote_pid = int(ready["pid"])  # host PID (bwrap does not unshare the PID namespace)
@@ -216,47 +219,78 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ session processes
     def spawn_proc(self) -> Proc:
+        """A session in a new group, forked from the zygote; raises only SandboxError."""
+        try:
+            return self._spawn()
+        except SandboxError:
+            raise
+        except Exception as exc:  # OSError (no descriptors left, disk full), WireError, TimeoutError
+            detail = f"{type(exc).__name__}: {_reply.clean(str(exc))[:500]}"
+            raise SandboxError(f"could not start a sandbox session: {detail}. If descriptors or processes "
+                               "ran out, close sessions you no longer use (or raise `ulimit -n`)") from None
+
+    def _spawn(self) -> Proc:
         """Fork a new session group from the zygote (restarting the zygote once if it died)."""
         with self._lock:
             if self._closed:
-                raise RuntimeError("this sandbox backend is closed; create a new one with make_sandbox()")
-            name = f"g{next(self._ids)}"
+                raise SandboxError("this sandbox backend is closed; create a new one with make_sandbox()")
             for attempt in range(2):
+                if self._zygote is None or self._zygote.poll() is not None:
+                    self._stop_zygote()
+                    self._start_zygote()
+                group = self._new_group(f"g{next(self._ids)}")
                 try:
-                    if self._zygote is None or self._zygote.poll() is not None:
-                        self._stop_zygote()
-                        self._start_zygote()
-                    group_dir = os.path.join(self._root or "", name)
-                    host, group = self._request_group(group_dir, name)
+                    host = self._request_group(group)
                     break
-                except (_wire.WireError, OSError) as exc:
+                except (_wire.WireError, TimeoutError, OSError) as exc:  # the zygote died or hangs
+                    self._release_group(group)
                     self._stop_zygote()
                     if attempt:
-                        raise RuntimeError(f"the sandbox zygote is not responding: {exc}") from exc
-                    name += "r"
-        return self._await_session(host, os.path.join(group_dir, "s0"), group)
+                        raise SandboxError(f"the sandbox zygote is not responding: {exc}") from exc
+        return self._await_session(host, os.path.join(group.directory, "s0"), group)
 
-    def _request_group(self, group_dir: str, name: str) -> tuple[socket.socket, Group]:
-        assert self._control is not None
-        os.mkdir(group_dir)
-        os.mkdir(os.path.join(group_dir, "s0"))
-        host, child = socket.socketpair()
-        host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        fds, cgroup_path = [child.fileno()], None
-        if self._cgroup is not None:
-            cgroup_path, procs_fd = self._cgroup.create(name, int(self.limits.max_processes or 0))
-            fds.append(procs_fd)
+    def _new_group(self, name: str) -> Group:
+        """The host side of a group: its directory (a tmpfs where possible) and cgroups."""
+        group = Group(name, os.path.join(self._root or "", name), None)
         try:
-            request = {"op": "new", "dir": os.path.join(group_dir, "s0"), "group_dir": group_dir}
+            os.mkdir(group.directory)
+            self._prepare_dir(group.directory)
+            os.mkdir(os.path.join(group.directory, "s0"))
+            self._prepare_dir(os.path.join(group.directory, "s0"))
+            if self._cgroup is not None:
+                group.cgroup = self._cgroup.create(name, self.limits)
+        except OSError as exc:
+            self._release_group(group)
+            raise SandboxError(f"could not prepare a session group on the host: {exc}. If descriptors or "
+                               "disk space ran out, close sessions you no longer use (or raise `ulimit -n`)"
+                               ) from None
+        return group
+
+    def _request_group(self, group: Group) -> socket.socket:
+        """Ask the zygote to fork the group's first session; returns the host end of its socket."""
+        assert self._control is not None
+        try:
+            host, child = socket.socketpair()
+            fds = [child.fileno(), *(self._cgroup.procs_fds(group.cgroup) if self._cgroup else [])]
+        except OSError as exc:
+            raise SandboxError(f"could not start a session: {exc}. If descriptors ran out, close sessions "
+                               "you no longer use (or raise `ulimit -n`)") from None
+        host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        try:
+            request = {"op": "new", "dir": os.path.join(group.directory, "s0"), "group_dir": group.directory}
             _wire.send(self._control, request, fds)
             reply, _ = _wire.recv(self._control, deadline=time.monotonic() + _SPAWN_TIMEOUT)
+        except BaseException:
+            host.close()
+            raise
         finally:
             for fd in fds:
                 os.close(fd)
             child.detach()
         if not reply.get("ok"):
-            raise RuntimeError(f"the sandbox zygote could not fork: {reply.get('error')}")
-        return host, Group(name, group_dir, cgroup_path)
+            host.close()
+            raise SandboxError(f"the sandbox zygote could not fork: {_reply.clean(str(reply.get('error')))}")
+        return host
 
     def _await_session(self, host: socket.socket, directory: str, group: Group) -> Proc:
         deadline = time.monotonic() + _SPAWN_TIMEOUT
@@ -272,28 +306,45 @@ class LocalBackend:
             raise
 
     def fork_proc(self, parent: Proc, deadline: float) -> Proc:
+        """Fork `parent` (Session.fork); raises SandboxError, and kills `parent` if it broke the protocol."""
         with self._lock:
             directory = os.path.join(parent.group.directory, f"s{next(self._ids)}")
             parent.group.refs += 1
-        host, child = socket.socketpair()
-        host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        host: socket.socket | None = None
         try:
+            host, child = socket.socketpair()
+            host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             os.mkdir(directory)
+            self._prepare_dir(directory)
+            request_id = _reply.new_id()
             try:
-                _wire.send(parent.sock, {"op": "fork", "dir": directory}, [child.fileno()])
+                _wire.send(parent.sock, {"op": "fork", "id": request_id, "dir": directory}, [child.fileno()])
             finally:
                 child.close()
-            reply, _ = _wire.recv(parent.sock, deadline=deadline)
-            if not reply.get("ok"):
-                raise RuntimeError(f"Session.fork() failed inside the sandbox: {reply.get('error')}")
+            error = _reply.check_fork_reply(_reply.receive(parent.sock, request_id, deadline, 1 << 16))
+            if error is not None:
+                raise SandboxError(f"Session.fork() failed inside the sandbox: {error}")
             pid = _expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
             return Proc(host, pid, directory, parent.group)
-        except BaseException:
-            host.close()
-            shutil.rmtree(directory, ignore_errors=True)
+        except BaseException as exc:
+            if host is not None:
+                host.close()
+            remove_tree(directory)
             self._release_group(parent.group)
-            raise
+            if isinstance(exc, SandboxError) or not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, (TimeoutError, _wire.WireError)) and not exited(parent.pidfd):
+                os.killpg(parent.pid, signal.SIGKILL)  # it did not answer or broke the protocol: untrusted
+            detail = f"{type(exc).__name__}: {_reply.clean(str(exc))[:300]}"
+            raise SandboxError(f"Session.fork() failed: {detail}; the parent session keeps running unless "
+                               "it broke the protocol (then its next run starts fresh with state_lost=True)"
+                               ) from None
+
+    def _prepare_dir(self, path: str) -> None:
+        """Hand a new session directory to the uid sessions run as (nobody, when root drops privileges)."""
+        if self._session_ids is not None:
+            os.chown(path, *self._session_ids)
 
     def kill_proc(self, proc: Proc) -> None:
         """Kill the session's process group, close its socket, delete its directory."""
@@ -305,7 +356,7 @@ class LocalBackend:
             exited(proc.pidfd, timeout=1.0)  # synchronous close: its process slot is free on return
         os.close(proc.pidfd)
         proc.sock.close()
-        shutil.rmtree(proc.directory, ignore_errors=True)
+        remove_tree(proc.directory)
         self._release_group(proc.group)
 
     def _release_group(self, group: Group) -> None:
@@ -319,8 +370,9 @@ class LocalBackend:
             except ProcessLookupError:
                 pass
             os.close(group.keeper_pidfd)
-        shutil.rmtree(group.directory, ignore_errors=True)
+        remove_tree(group.directory)
         if self._cgroup is not None and group.cgroup is not None:
+            self._cgroup.kill(group.cgroup)
             self._cgroup.remove(group.cgroup)
 
     def adopt(self, session: LocalSession) -> None:
@@ -335,15 +387,16 @@ class LocalBackend:
 def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
     message, pid = _wire.recv_credentials(sock, deadline)
     if message.get("hello") != kind:
-        raise RuntimeError(f"a sandbox session failed to start: {message.get('error', message)}")
+        detail = _reply.clean(str(message.get("error", message)))[:500]
+        raise SandboxError(f"a sandbox session failed to start: {detail}")
     return pid
 
 
-def _cleanup(proc: subprocess.Popen, root: str, cgroup: PidsCgroup | None) -> None:
+def _cleanup(proc: subprocess.Popen, root: str, cgroup: GroupCgroups | None) -> None:
     """At garbage collection or interpreter exit, for a backend that was never closed."""
     if proc.poll() is None:
         proc.kill()
         proc.wait()
-    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(root)
     if cgroup is not None:
         cgroup.close()

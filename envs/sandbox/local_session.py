@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from toolgym.envs.sandbox import _wire
+from toolgym.envs.sandbox import _reply, _wire
 from toolgym.envs.sandbox._proc import Proc, SessionHost, exited
-from toolgym.envs.sandbox.base import ExecResult
+from toolgym.envs.sandbox.base import ExecResult, SandboxError
 
 
 class LocalSession:
@@ -41,9 +41,11 @@ class LocalSession:
     def run(self, code: str, timeout: float | None = None) -> ExecResult:
         """Execute `code`; variables persist across calls. Never raises (except on a closed session)."""
         if self._closed:
-            raise RuntimeError("this session is closed; get a new one with backend.new_session()")
+            raise SandboxError("this session is closed; get a new one with backend.new_session()")
         timeout = self._backend.limits.timeout if timeout is None else float(timeout)
         start = time.monotonic()
+        if self._proc is not None and exited(self._proc.pidfd):
+            self._die()  # it died between calls (a thread called os._exit, an outside kill): restart now
         restarted = self._proc is None
         if restarted:
             try:
@@ -65,10 +67,11 @@ class LocalSession:
         proc = self._proc
         assert proc is not None
         cap = self._backend.limits.max_output_bytes
+        request_id = _reply.new_id()
         try:
-            proc.sock.settimeout(timeout)
-            _wire.send(proc.sock, {"op": "run", "code": code})
-            reply, _ = _wire.recv(proc.sock, max_bytes=32 * cap + (1 << 20), deadline=start + timeout)
+            _wire.send(proc.sock, {"op": "run", "id": request_id, "code": code})
+            reply = _reply.receive(proc.sock, request_id, start + timeout, max_bytes=32 * cap + (1 << 20))
+            result = _reply.to_result(reply, cap, time.monotonic() - start)
         except TimeoutError:
             self._die()
             return ExecResult(
@@ -78,37 +81,29 @@ class LocalSession:
                 error_message=f"the code ran longer than {timeout:g} s; the interpreter was "
                 "killed and its variables are lost",
             )
-        except (_wire.WireError, OSError) as exc:
+        except Exception as exc:  # WireError, ProtocolError, OSError: the interpreter is gone or untrusted
             self._die()
             return ExecResult(
                 crashed=True,
                 state_lost=True,
                 duration=time.monotonic() - start,
-                error_message=f"the interpreter died ({exc}); its variables are lost",
+                error_message=f"the interpreter died or broke the protocol ({_reply.clean(str(exc))[:300]}); "
+                "it was killed and its variables are lost",
             )
-        result = ExecResult(
-            stdout=str(reply.get("stdout", "")),
-            stderr=str(reply.get("stderr", "")),
-            error_type=reply.get("error_type"),
-            error_message=reply.get("error_message"),
-            traceback=reply.get("traceback"),
-            memory_exceeded=bool(reply.get("memory")),
-            output_truncated=bool(reply.get("truncated")),
-            duration=time.monotonic() - start,
-        )
         if "exit" in reply:
             self._die()
             result.crashed = result.state_lost = True
             result.error_type = "SystemExit"
-            result.error_message = (
-                f"the code called sys.exit({reply['exit']}); the interpreter exited; its variables are lost"
-            )
+            result.error_message = (f"the code called sys.exit({_reply.clean(reply['exit'])[:200]}); the "
+                                    "interpreter exited; its variables are lost")
         return result
 
     def fork(self) -> LocalSession:
         """A copy-on-write snapshot of this session (variables, imports, a copy of its directory)."""
         if self._closed:
-            raise RuntimeError("cannot fork a closed session")
+            raise SandboxError("cannot fork a closed session; fork it before closing it")
+        if self._proc is not None and exited(self._proc.pidfd):
+            self._die()  # it died since its last call: there is no state to copy
         if self._proc is None:  # nothing to copy: the state was already lost
             child = LocalSession(self._backend, self._backend.spawn_proc())
             child._lost = True

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
+from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, SandboxError, Session
 
 # Released sessions waiting for the background closer; past this, release() closes synchronously.
 MAX_CLOSE_BACKLOG = 32
@@ -42,14 +42,14 @@ class SessionPool:
         """Start warming sessions now (otherwise the first `acquire()` starts it)."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("this SessionPool is closed")
+                raise SandboxError("this SessionPool is closed; create a new SessionPool")
             self._ensure_worker()
 
     def acquire(self) -> Session:
         """A fresh session for exclusive use; from the warm set when one is ready."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("this SessionPool is closed")
+                raise SandboxError("this SessionPool is closed; create a new SessionPool")
             self._ensure_worker()
             while self._ready:
                 session = self._ready.popleft()
