@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from toolgym.envs.sandbox import SessionPool, make_sandbox
 
-LIMITS = {"timeout": 10.0, "memory_bytes": 768 << 20, "max_processes": 32, "max_output_bytes": 4096}
+LIMITS = {"timeout": 10.0, "memory_bytes": 768 << 20, "max_processes": 32, "max_output_bytes": 4096,
+          "group_memory_bytes": 1 << 30, "workdir_bytes": 64 << 20, "workdir_files": 3000}
 
 
 @pytest.fixture(scope="module", params=["auto", "none"])
@@ -283,7 +284,6 @@ def test_threads_and_child_processes_are_gone_after_close(backend):
     assert _wait_until(lambda: not _processes_with_cmdline(f"{marker}1".encode()))
 
 
-@pytest.mark.bwrap
 def test_escaped_daemons_are_gone_after_close(backend):
     session = backend.new_session()
     marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}7"
@@ -492,3 +492,290 @@ def test_a_1200_deep_directory_chain_does_not_kill_the_pool_closer(backend):
         pool.release(second)
         assert _wait_until(lambda: pool.pending_close == 0)  # the closer thread is still alive
         assert pool._closer is not None and pool._closer.is_alive()
+
+
+# ---------------------------------------------------------------- the file-system view (findings 1, 3)
+def _run_in_fresh_host(code: str, cwd: Path, env_extra: dict[str, str]) -> str:
+    """Run `code` in a new host interpreter (its own sys.path, cwd and PYTHONPATH); returns its stdout."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **env_extra}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd,
+                         env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+_PROBE_FILES = (
+    "import os, sys\n"
+    "from toolgym.envs.sandbox import make_sandbox\n"
+    "backend = make_sandbox('local', isolation='bwrap')\n"
+    "session = backend.new_session()\n"
+    "for path in sys.argv[1:] or {paths!r}:\n"
+    "    result = session.run(f'open({{path!r}}).read()')\n"
+    "    print(path, result.error_type, repr(result.stdout[:40]))\n"
+    "backend.close()\n"
+)
+
+
+@pytest.mark.bwrap
+def test_host_script_folder_and_pythonpath_under_tmp_stay_hidden(backend, tmp_path: Path):
+    secret = tmp_path / "notes.txt"
+    secret.write_text("tmp-secret")
+    code = _PROBE_FILES.format(paths=[str(secret)])
+    stdout = _run_in_fresh_host(code, cwd=tmp_path, env_extra={"PYTHONPATH": str(tmp_path)})
+    assert "tmp-secret" not in stdout and "FileNotFoundError" in stdout, stdout
+
+
+@pytest.mark.bwrap
+def test_home_directory_on_pythonpath_stays_hidden(backend, tmp_path: Path):
+    home = Path(os.path.expanduser("~"))
+    secret = home / f".toolgym-test-secret-{os.getpid()}"
+    secret.write_text("home-secret")
+    try:
+        code = _PROBE_FILES.format(paths=[str(secret)])
+        stdout = _run_in_fresh_host(code, cwd=home, env_extra={"PYTHONPATH": str(home)})
+        assert "home-secret" not in stdout and "FileNotFoundError" in stdout, stdout
+    finally:
+        secret.unlink()
+
+
+@pytest.mark.bwrap
+def test_only_whitelisted_directories_are_visible(session):
+    project = str(Path(__file__).resolve().parents[1])
+    result = session.run(
+        "import os\n"
+        f"print(os.path.exists({project!r} + '/pyproject.toml'), os.path.exists('/var'),"
+        " os.path.exists('/run'), os.path.exists('/srv'), os.path.exists('/sys/fs'))\n"
+        "try:\n    print(repr(open('/etc/shadow').read()))\nexcept OSError as exc:\n    print('unreadable')"
+    )
+    assert result.stdout.splitlines()[0] == "False False False False False", result
+    assert result.stdout.splitlines()[1] in ("''", "unreadable"), result
+
+
+@pytest.mark.bwrap
+def test_host_pathname_unix_sockets_are_unreachable(session):
+    base = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else "/var/tmp"
+    path = os.path.join(base, f"toolgym-test-{os.getpid()}.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    try:
+        result = session.run(f"import socket; socket.socket(socket.AF_UNIX).connect({path!r})")
+        assert result.error_type in ("FileNotFoundError", "PermissionError", "ConnectionRefusedError"), result
+    finally:
+        server.close()
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------- namespaces between groups (finding 8)
+@pytest.mark.bwrap
+def test_groups_cannot_talk_through_abstract_unix_sockets(backend, session):
+    other = backend.new_session()
+    name = f"toolgym-test-{os.getpid()}"
+    assert other.run(f"import socket\nsrv = socket.socket(socket.AF_UNIX)\nsrv.bind('\\0{name}')\n"
+                     "srv.listen()").ok
+    result = session.run(f"import socket; socket.socket(socket.AF_UNIX).connect('\\0{name}')")
+    assert result.error_type == "ConnectionRefusedError", result
+    other.close()
+
+
+@pytest.mark.bwrap
+def test_groups_cannot_talk_through_sysv_message_queues(backend, session):
+    other = backend.new_session()
+    create = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+              "qid = libc.msgget(0x7467, 0o1666)\nprint(qid >= 0)")
+    assert other.run(create).stdout == "True\n"
+    lookup = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+              "print(libc.msgget(0x7467, 0o666) >= 0)")
+    assert session.run(lookup).stdout == "False\n"
+    other.close()
+
+
+# ---------------------------------------------------------------- capabilities (finding 10)
+@pytest.mark.bwrap
+def test_sessions_hold_no_capabilities_and_cannot_regain_them(session):
+    result = session.run(
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "status = open('/proc/self/status').read()\n"
+        "caps = {l.split(':')[0]: int(l.split()[1], 16)\n"
+        "        for l in status.splitlines() if l.startswith('Cap')}\n"
+        "print(caps['CapEff'], caps['CapPrm'], caps['CapBnd'], caps['CapAmb'])\n"
+        "print(libc.unshare(0x40000000) == 0, libc.unshare(0x10000000 | 0x40000000) == 0)\n"
+        "print(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) == 0)"
+    )
+    assert result.stdout == "0 0 0 0\nFalse False\nFalse\n", result
+
+
+# ---------------------------------------------------------------- root without bubblewrap (finding 2)
+@pytest.fixture
+def none_session():
+    if os.geteuid() != 0:
+        pytest.skip("dropping privileges applies when the host runs as root")
+    backend = make_sandbox("local", isolation="none", limits=LIMITS)
+    session = backend.new_session()
+    yield session
+    backend.close()
+
+
+def test_root_host_without_bwrap_keeps_its_files_and_processes_safe(none_session, tmp_path: Path):
+    import site
+
+    target = tmp_path / "project-file.txt"
+    target.write_text("original")
+    site_packages = site.getsitepackages()[0]
+    result = none_session.run(
+        "import os, signal\nout = []\n"
+        f"for path in [{str(target)!r}, {os.path.join(site_packages, 'evil.pth')!r}, '/etc/evil']:\n"
+        "    try:\n        open(path, 'w').write('x'); out.append('wrote')\n"
+        "    except OSError as exc:\n        out.append(type(exc).__name__)\n"
+        f"for action in (lambda: os.kill({os.getpid()}, 0), lambda: open('/proc/{os.getpid()}/mem', 'rb'),"
+        f" lambda: open('/proc/{os.getpid()}/environ', 'rb').read()):\n"
+        "    try:\n        action(); out.append('done')\n"
+        "    except OSError as exc:\n        out.append(type(exc).__name__)\n"
+        "print(out, os.getuid() != 0)"
+    )
+    assert result.stdout == ("['PermissionError', 'PermissionError', 'PermissionError', "
+                             "'PermissionError', 'PermissionError', 'PermissionError'] True\n"), result
+    assert target.read_text() == "original"
+    assert not os.path.exists(os.path.join(site_packages, "evil.pth"))
+    # it still imports from the Python installation and runs programs
+    assert none_session.run("import json, subprocess; print(subprocess.run(['true']).returncode)"
+                            ).stdout == "0\n"
+
+
+def test_auto_falling_back_to_none_warns_with_what_to_do(monkeypatch):
+    from toolgym.envs.sandbox import IsolationWarning, _isolation
+
+    monkeypatch.setattr(_isolation, "bwrap_problem", lambda: "bubblewrap is not installed (test)")
+    backend = make_sandbox("local", isolation="auto")
+    with pytest.warns(IsolationWarning, match=r"(?i)install bubblewrap.*isolation='none' explicitly"):
+        assert backend.isolation == "none"
+    report = backend.isolation_report
+    assert report.mode == "none" and report.fallback_reason == "bubblewrap is not installed (test)"
+    assert "FELL BACK" in report.summary
+    backend.close()
+    import warnings
+
+    explicit = make_sandbox("local", isolation="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert explicit.isolation == "none" and explicit.isolation_report.fallback_reason is None
+    explicit.close()
+
+
+# ---------------------------------------------------------------- memory and disk budgets (findings 4, 5)
+def _needs(backend, what: str) -> None:
+    report = backend.isolation_report
+    if not getattr(report, what):
+        pytest.skip(f"this host does not give the sandbox a {what.replace('_', ' ')} (needs root and a "
+                    "writable cgroup / mount); the fallback is documented in local.py")
+
+
+def _cgroup_peak(session) -> int:
+    """Peak memory use of the session's group cgroup (bytes), as the host sees it."""
+    peaks = []
+    for path in session._proc.group.cgroup or []:
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            if os.path.exists(os.path.join(path, name)):
+                peaks.append(int(Path(path, name).read_text()))
+    return max(peaks)
+
+
+def test_memfd_pages_count_against_the_group_memory_budget(backend, session):
+    _needs(backend, "memory_cgroup")
+    result = session.run(
+        "import os\nfds = []\nchunk = b'm' * (1 << 20)\n"
+        "for i in range(24):\n"
+        "    fd = os.memfd_create(f'hog{i}')\n"
+        "    for _ in range(60):\n        os.write(fd, chunk)\n"
+        "    fds.append(fd)\nprint('held', len(fds) * 60, 'MiB')", timeout=60)
+    assert not result.ok, result  # 1.4 GiB of memfd pages under a 1 GiB group budget
+    assert result.memory_exceeded or result.error_type in ("OSError", "MemoryError"), result
+    assert _cgroup_peak(session) <= LIMITS["group_memory_bytes"] if session._proc else True
+    assert session.run("print('recovered')").stdout == "recovered\n"
+
+
+def test_child_processes_share_one_group_memory_budget(backend, session):
+    _needs(backend, "memory_cgroup")
+    result = session.run(
+        "import os, signal, time\npids = []\n"
+        "for _ in range(3):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        hog = bytearray(b'c') * (450 << 20)\n        time.sleep(2)\n        os._exit(0)\n"
+        "    pids.append(pid)\n"
+        "print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))", timeout=60)
+    # each child is under its own 768 MiB RLIMIT_AS; together (1.35 GiB) they exceed the 1 GiB group
+    assert result.crashed or "-9" in result.stdout or result.error_type == "MemoryError", result
+
+
+def test_the_work_dir_has_a_size_and_inode_quota(backend, session):
+    _needs(backend, "workdir_quota")
+    big = session.run("chunk = b'd' * (1 << 20)\nfor i in range(100):\n"
+                      "    open(f'big{i}', 'wb').write(chunk)")
+    assert big.error_type == "OSError" and "No space left" in big.error_message, big
+    session.run("import os\nfor i in range(100):\n    os.path.exists(f'big{i}') and os.remove(f'big{i}')")
+    many = session.run("for i in range(4000):\n    open(f'f{i}', 'w').close()")
+    assert many.error_type == "OSError" and "No space left" in many.error_message, many
+
+
+# ---------------------------------------------------------------- nothing outlives a session (finding 9)
+def test_double_fork_daemons_are_gone_after_close(backend):
+    session = backend.new_session()
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}8"
+    session.run("import os, subprocess\nif os.fork() == 0:\n    os.setsid()\n"
+                f"    subprocess.Popen(['sleep', '{marker}'])\n    os._exit(0)\nos.wait()")
+    assert _wait_until(lambda: _processes_with_cmdline(marker.encode()))
+    session.close()
+    assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()))
+
+
+def test_children_of_a_dead_session_leader_are_gone_after_close(backend):
+    session = backend.new_session()
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}9"
+    session.run(f"import os, subprocess, threading\nsubprocess.Popen(['sleep', '{marker}'])\n"
+                "threading.Timer(0.3, os._exit, (0,)).start()")
+    assert _wait_until(lambda: not session.alive)  # the leader died between calls ...
+    assert _processes_with_cmdline(marker.encode())  # ... and its child lives on
+    session.close()
+    assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()))
+
+
+_HOST_THAT_DIES = (
+    "import os, sys, time\n"
+    "from toolgym.envs.sandbox import make_sandbox\n"
+    "backend = make_sandbox('local', isolation=sys.argv[1])\n"
+    "session = backend.new_session()\n"
+    "session.run(\"import os, subprocess\\nif os.fork() == 0:\\n    os.setsid()\\n"
+    "    subprocess.Popen(['sleep', '\" + sys.argv[2] + \"'])\\n    os._exit(0)\\nos.wait()\")\n"
+    "print(backend._root, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_kill_9_of_the_host_leaves_no_process_and_the_next_backend_sweeps_its_files(backend, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**6}5"
+    host = subprocess.Popen([sys.executable, "-c", _HOST_THAT_DIES, backend.isolation, marker],
+                            stdout=subprocess.PIPE, text=True)
+    root = host.stdout.readline().strip()
+    assert _wait_until(lambda: _processes_with_cmdline(marker.encode()), timeout=10)
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()), timeout=10)
+    assert os.path.isdir(root)  # the dead host could not clean up ...
+    fresh = make_sandbox("local", isolation=backend.isolation, limits=LIMITS)
+    fresh.new_session().close()
+    try:
+        assert not os.path.exists(root)  # ... the next backend swept it
+        dead = f"toolgym-{host.pid}-"
+        for parent in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
+            if os.path.isdir(parent):
+                assert not [n for n in os.listdir(parent) if n.startswith(dead)]
+    finally:
+        fresh.close()

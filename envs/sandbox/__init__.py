@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolgym.envs.sandbox._isolation import IsolationReport, IsolationWarning
 from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult, SandboxBackend, SandboxError, Session
 from toolgym.envs.sandbox.limits import SandboxLimits
 
@@ -28,6 +29,19 @@ BACKENDS = SANDBOX_BACKENDS
 def list_backends() -> list[str]:
     """Names of the registered sandbox backends (built-in and from plugins), sorted."""
     return SANDBOX_BACKENDS.names()
+
+
+def describe_isolation(backend: Any) -> IsolationReport:
+    """The isolation `backend` gives its sessions, for commands to print (`.summary`) and record
+    (`.to_dict()`). Backends without a report of their own are described as unknown."""
+    report = getattr(backend, "isolation_report", None)
+    if isinstance(report, IsolationReport):
+        return report
+    name = str(getattr(backend, "name", type(backend).__name__))
+    return IsolationReport(backend=name, requested="n/a", mode=str(getattr(backend, "isolation", "unknown")),
+                           fallback_reason=None, filesystem="unknown (not reported by the backend)",
+                           namespaces=(), capabilities="unknown", memory_cgroup=False, pids_cgroup=False,
+                           workdir_quota=False)
 
 
 def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
@@ -53,6 +67,7 @@ _EXPORTS = {
     "E2BSession": "toolgym.envs.sandbox.e2b_backend",
     "execution_to_result": "toolgym.envs.sandbox.e2b_backend",
 }
-__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "SandboxBackend", "SandboxError", "SandboxLimits",
-           "Session", "list_backends", "make_sandbox", *_EXPORTS]
+__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "IsolationReport", "IsolationWarning",
+           "SandboxBackend", "SandboxError", "SandboxLimits", "Session", "describe_isolation",
+           "list_backends", "make_sandbox", *_EXPORTS]
 __getattr__ = lazy_exports(__name__, _EXPORTS)

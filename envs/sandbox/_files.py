@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import stat
+import tempfile
 
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MNT_DETACH = 2
+MS_NOSUID, MS_NODEV, MS_BIND, MS_SHARED = 2, 4, 4096, 1 << 20
+_ROOT_PREFIX = "toolgym-sandbox-"
+_STALE_ROOT = re.compile(rf"^{_ROOT_PREFIX}(\d+)-")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -100,9 +105,8 @@ def mount_workdir(path: str, size_bytes: int | None, inodes: int | None, uid: in
         options.append(f"size={int(size_bytes)}")
     if inodes is not None:
         options.append(f"nr_inodes={int(inodes)}")
-    flags = 2 | 4  # MS_NOSUID | MS_NODEV
-    result = _libc.mount(b"tmpfs", path.encode(), b"tmpfs", ctypes.c_ulong(flags), ",".join(options).encode())
-    return result == 0
+    data = ",".join(options).encode()
+    return _libc.mount(b"tmpfs", path.encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV), data) == 0
 
 
 def unmount(path: str) -> bool:
@@ -122,3 +126,54 @@ def mounts_under(prefix: str) -> list[str]:
     except OSError:
         return []
     return sorted(found, key=len, reverse=True)
+
+
+def make_root() -> tuple[str, bool]:
+    """A fresh root for one backend's session directories, named after this host process.
+
+    As root it is also made a shared bind mount of itself, so that the tmpfs mounted later on each
+    group directory propagates into bubblewrap's mount namespace (a slave of it). Returns (path,
+    whether group directories can be tmpfs mounts).
+    """
+    root = os.path.realpath(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-"))
+    if os.geteuid() != 0:
+        return root, False
+    if _libc.mount(root.encode(), root.encode(), None, ctypes.c_ulong(MS_BIND), None) != 0:
+        return root, False
+    if _libc.mount(None, root.encode(), None, ctypes.c_ulong(MS_SHARED), None) != 0:
+        unmount(root)
+        return root, False
+    return root, True
+
+
+def remove_root(root: str) -> None:
+    """Unmount everything at or below `root` (deepest first), then delete it."""
+    for point in mounts_under(root):
+        unmount(point)
+    remove_tree(root)
+
+
+def sweep_stale_roots(parent: str | None = None) -> list[str]:
+    """Remove the roots of toolgym hosts that are no longer running (kill -9, crash); returns them."""
+    parent = parent or tempfile.gettempdir()
+    swept = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    for name in names:
+        match = _STALE_ROOT.match(name)
+        if match and not _alive(int(match.group(1))):
+            remove_root(os.path.join(parent, name))
+            swept.append(os.path.join(parent, name))
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -25,6 +25,8 @@ class Group:
         self.name, self.directory, self.cgroup = name, directory, cgroup
         self.keeper_pidfd: int | None = None  # process that holds the group alive (PID 1 or keeper)
         self.mounted = False  # the directory is a size-limited tmpfs mounted by the host
+        self.ids: tuple[int, int] | None = None  # (uid, gid) the group runs as, when not the host's
+        self.oom_kills = 0  # OOM kills seen in its memory cgroup so far
         self.refs = 1
 
 
@@ -60,6 +62,10 @@ class SessionHost(Protocol):
 
     def kill_proc(self, proc: Proc) -> None:
         """Kill the process (and what it started), close its socket, release its directory."""
+        ...
+
+    def memory_killed(self, proc: Proc) -> bool:
+        """True when the group's memory cgroup OOM-killed a process since the last call."""
         ...
 
     def adopt(self, session: LocalSession) -> None:

@@ -56,10 +56,23 @@ import time
 import weakref
 from typing import Any
 
-from toolgym.envs.sandbox import _reply, _wire
+from toolgym.envs.sandbox import _isolation, _reply, _wire
 from toolgym.envs.sandbox._cgroup import GroupCgroups
-from toolgym.envs.sandbox._files import remove_tree
-from toolgym.envs.sandbox._isolation import bwrap_command, count_user_processes, resolve_isolation
+from toolgym.envs.sandbox._cgroup import sweep_stale as sweep_stale_cgroups
+from toolgym.envs.sandbox._files import (
+    make_root,
+    mount_workdir,
+    remove_root,
+    remove_tree,
+    sweep_stale_roots,
+    unmount,
+)
+from toolgym.envs.sandbox._isolation import (
+    IsolationReport,
+    bwrap_command,
+    count_user_processes,
+    resolve_isolation,
+)
 from toolgym.envs.sandbox._proc import Group, Proc, exited
 from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, SandboxError
 from toolgym.envs.sandbox.limits import SandboxLimits
@@ -68,6 +81,7 @@ from toolgym.envs.sandbox.local_session import LocalSession
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_zygote.py")
 _START_TIMEOUT = 60.0  # seconds for the zygote to import its preloaded modules
 _SPAWN_TIMEOUT = 30.0
+_UID_BASE = 1_900_000_000  # isolation "none" as root: group uids, 1,000 per host process, unused on hosts
 
 
 @SANDBOX_BACKENDS.register("local")
@@ -94,8 +108,9 @@ class LocalBackend:
         self._extra_env = dict(env or {})
         self._python = python or sys.executable
         self._isolation: str | None = None
-        self._session_ids: tuple[int, int] | None = None  # (uid, gid) sessions drop to, when not ours
-        self._lock = threading.Lock()
+        self._drop_uid = False  # isolation "none" as root: each group runs as an unprivileged uid
+        self._tmpfs = False  # group directories are size-limited tmpfs mounts
+        self._lock = threading.RLock()  # re-entered when a failed spawn releases its group
         self._ids = itertools.count()
         self._sessions: set[LocalSession] = set()
         self._zygote: subprocess.Popen | None = None
@@ -103,9 +118,11 @@ class LocalBackend:
         self._root: str | None = None
         self._cgroup: GroupCgroups | None = None
         self._closed = False
+        self._log: Any = None
         self.preload_failures: dict[str, str] = {}  # preloaded module -> why its import failed
         self.zygote_pid: int | None = None
         self._finalizer: weakref.finalize | None = None
+        self._holder: list[subprocess.Popen | None] = [None]  # the live zygote, for the finalizer
 
     # ------------------------------------------------------------------ public API
     @property
@@ -114,6 +131,32 @@ class LocalBackend:
         if self._isolation is None:
             self._isolation = resolve_isolation(self._requested)
         return self._isolation
+
+    @property
+    def isolation_report(self) -> IsolationReport:
+        """What isolation sessions actually get here (prepares the host's directories and cgroups,
+        starts no process). `report.summary` is one line to print; `report.to_dict()` to record."""
+        mode = self.isolation
+        with self._lock:
+            self._prepare_host()
+        cgroup = self._cgroup
+        memory = cgroup is not None and cgroup.limits_memory and self.limits.group_memory_bytes is not None
+        if mode == "bwrap":
+            filesystem = "whitelist view (system, interpreter, site-packages, sandbox code, session dir)"
+            namespaces: tuple[str, ...] = ("user", "mount", "pid", "network", "ipc", "uts")
+            capabilities = "none"
+        elif self._drop_uid:
+            filesystem = "host file system, read-only to sessions (each group runs as its own uid)"
+            namespaces, capabilities = (), "CAP_DAC_READ_SEARCH only (reads everything, writes nothing)"
+        else:
+            filesystem = "host file system with your user's permissions"
+            namespaces, capabilities = (), "those of your user"
+        fell_back = self._requested == "auto" and mode == "none"
+        return IsolationReport(
+            backend=self.name, requested=self._requested, mode=mode,
+            fallback_reason=_isolation.bwrap_problem() if fell_back else None,
+            filesystem=filesystem, namespaces=namespaces, capabilities=capabilities,
+            memory_cgroup=memory, pids_cgroup=cgroup is not None, workdir_quota=self._tmpfs)
 
     def new_session(self) -> LocalSession:
         session = LocalSession(self, self.spawn_proc())
@@ -130,10 +173,7 @@ class LocalBackend:
         self._stop_zygote()
         if self._finalizer is not None:
             self._finalizer.detach()
-        if self._cgroup is not None:
-            self._cgroup.close()
-        if self._root is not None:
-            remove_tree(self._root)
+        _release_host(self._root, self._cgroup)
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -142,18 +182,27 @@ class LocalBackend:
         self.close()
 
     # ------------------------------------------------------------------ zygote
+    def _prepare_host(self) -> None:
+        """Once per backend: sweep what dead hosts left, make our root directory and cgroups."""
+        if self._root is not None:
+            return
+        sweep_stale_roots()
+        sweep_stale_cgroups()
+        self._root, self._tmpfs = make_root()
+        self._drop_uid = self.isolation == "none" and os.geteuid() == 0
+        if os.geteuid() == 0:
+            cgroup = GroupCgroups(f"toolgym-{os.getpid()}-{id(self):x}",
+                                  memory=self.limits.group_memory_bytes is not None)
+            self._cgroup = cgroup if cgroup.available else None
+        self._finalizer = weakref.finalize(self, _cleanup, self._holder, self._root, self._cgroup)
+
     def _start_zygote(self) -> None:
         isolation = self.isolation
-        if self._root is None:
-            self._root = os.path.realpath(tempfile.mkdtemp(prefix="toolgym-sandbox-"))
-            if os.geteuid() == 0:
-                cgroup = GroupCgroups(f"toolgym-{os.getpid()}-{id(self):x}",
-                                      memory=self.limits.group_memory_bytes is not None)
-                self._cgroup = cgroup if cgroup.available else None
+        self._prepare_host()
         host, child = socket.socketpair()
         uid = os.getuid()
         nproc_base = 0
-        if isolation == "none" and uid != 0 and self.limits.max_processes is not None:
+        if isolation == "none" and not self._drop_uid and self.limits.max_processes is not None:
             nproc_base = count_user_processes(uid)
         config = {
             "fd": child.fileno(),
@@ -167,7 +216,10 @@ class LocalBackend:
         }
         cmd = [self._python, "-E", "-s", "-B", _ZYGOTE, json.dumps(config)]
         if isolation == "bwrap":
-            cmd = bwrap_command(self._root) + cmd
+            try:
+                cmd = bwrap_command(self._root, self._python) + cmd
+            except RuntimeError as exc:  # ViewError: the interpreter cannot be shown safely
+                raise SandboxError(str(exc)) from None
         log = tempfile.TemporaryFile()  # noqa: SIM115  (kept open for the zygote's lifetime)
         proc = subprocess.Popen(
             cmd,
@@ -191,7 +243,7 @@ class LocalBackend:
         self.preload_failures = dict(ready.get("failed", {}))
         self.zygote_pid = int(ready["pid"])  # host PID (bwrap does not unshare the PID namespace)
         self._zygote, self._control, self._log = proc, host, log
-        self._finalizer = weakref.finalize(self, _cleanup, proc, self._root, self._cgroup)
+        self._holder[0] = proc
 
     def _scrubbed_env(self) -> dict[str, str]:
         bin_dir = os.path.dirname(self._python)
@@ -216,6 +268,9 @@ class LocalBackend:
             self._zygote.kill()
             self._zygote.wait()
             self._zygote = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     # ------------------------------------------------------------------ session processes
     def spawn_proc(self) -> Proc:
@@ -252,11 +307,18 @@ class LocalBackend:
     def _new_group(self, name: str) -> Group:
         """The host side of a group: its directory (a tmpfs where possible) and cgroups."""
         group = Group(name, os.path.join(self._root or "", name), None)
+        if self._drop_uid:
+            uid = _UID_BASE + (os.getpid() % 100_000) * 1000 + int(name[1:]) % 1000
+            group.ids = (uid, uid)
         try:
-            os.mkdir(group.directory)
-            self._prepare_dir(group.directory)
+            os.mkdir(group.directory, 0o700)
+            if self._tmpfs:
+                ids = group.ids or (os.getuid(), os.getgid())
+                group.mounted = mount_workdir(group.directory, self.limits.workdir_bytes,
+                                              self.limits.workdir_files, *ids)
+            self._prepare_dir(group.directory, group)
             os.mkdir(os.path.join(group.directory, "s0"))
-            self._prepare_dir(os.path.join(group.directory, "s0"))
+            self._prepare_dir(os.path.join(group.directory, "s0"), group)
             if self._cgroup is not None:
                 group.cgroup = self._cgroup.create(name, self.limits)
         except OSError as exc:
@@ -277,7 +339,8 @@ class LocalBackend:
                                "you no longer use (or raise `ulimit -n`)") from None
         host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         try:
-            request = {"op": "new", "dir": os.path.join(group.directory, "s0"), "group_dir": group.directory}
+            request = {"op": "new", "dir": os.path.join(group.directory, "s0"), "group_dir": group.directory,
+                       "ids": group.ids}
             _wire.send(self._control, request, fds)
             reply, _ = _wire.recv(self._control, deadline=time.monotonic() + _SPAWN_TIMEOUT)
         except BaseException:
@@ -295,8 +358,7 @@ class LocalBackend:
     def _await_session(self, host: socket.socket, directory: str, group: Group) -> Proc:
         deadline = time.monotonic() + _SPAWN_TIMEOUT
         try:
-            if self.isolation == "bwrap":
-                group.keeper_pidfd = os.pidfd_open(_expect_hello(host, "init", deadline))
+            group.keeper_pidfd = os.pidfd_open(_expect_hello(host, "init", deadline))
             pid = _expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
             return Proc(host, pid, directory, group)
@@ -315,7 +377,7 @@ class LocalBackend:
             host, child = socket.socketpair()
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             os.mkdir(directory)
-            self._prepare_dir(directory)
+            self._prepare_dir(directory, parent.group)
             request_id = _reply.new_id()
             try:
                 _wire.send(parent.sock, {"op": "fork", "id": request_id, "dir": directory}, [child.fileno()])
@@ -341,10 +403,11 @@ class LocalBackend:
                                "it broke the protocol (then its next run starts fresh with state_lost=True)"
                                ) from None
 
-    def _prepare_dir(self, path: str) -> None:
-        """Hand a new session directory to the uid sessions run as (nobody, when root drops privileges)."""
-        if self._session_ids is not None:
-            os.chown(path, *self._session_ids)
+    @staticmethod
+    def _prepare_dir(path: str, group: Group) -> None:
+        """Hand a new session directory to the uid its group runs as (when root drops privileges)."""
+        if group.ids is not None:
+            os.chown(path, *group.ids)
 
     def kill_proc(self, proc: Proc) -> None:
         """Kill the session's process group, close its socket, delete its directory."""
@@ -364,16 +427,23 @@ class LocalBackend:
             group.refs -= 1
             if group.refs > 0:
                 return
+        if self._cgroup is not None and group.cgroup is not None:
+            self._cgroup.kill(group.cgroup)  # every process of the group, whatever it did to escape
         if group.keeper_pidfd is not None:
-            try:
-                signal.pidfd_send_signal(group.keeper_pidfd, signal.SIGKILL)  # PID 1 dies: the namespace dies
-            except ProcessLookupError:
-                pass
-            os.close(group.keeper_pidfd)
+            _stop_keeper(group.keeper_pidfd, namespaced=self.isolation == "bwrap")
+        if group.mounted:
+            unmount(group.directory)
         remove_tree(group.directory)
         if self._cgroup is not None and group.cgroup is not None:
-            self._cgroup.kill(group.cgroup)
             self._cgroup.remove(group.cgroup)
+
+    def memory_killed(self, proc: Proc) -> bool:
+        """True when the kernel OOM-killed a process of `proc`'s group since the last time we asked."""
+        if self._cgroup is None or proc.group.cgroup is None:
+            return False
+        kills = self._cgroup.oom_kills(proc.group.cgroup)
+        seen, proc.group.oom_kills = proc.group.oom_kills, kills
+        return kills > seen
 
     def adopt(self, session: LocalSession) -> None:
         with self._lock:
@@ -392,11 +462,28 @@ def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
     return pid
 
 
-def _cleanup(proc: subprocess.Popen, root: str, cgroup: GroupCgroups | None) -> None:
-    """At garbage collection or interpreter exit, for a backend that was never closed."""
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    remove_tree(root)
+def _stop_keeper(pidfd: int, namespaced: bool) -> None:
+    """End a group: SIGKILL to PID 1 kills its namespace; a plain keeper kills its descendants on SIGTERM."""
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL if namespaced else signal.SIGTERM)
+        if not namespaced and not exited(pidfd, timeout=2.0):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.close(pidfd)
+
+
+def _release_host(root: str | None, cgroup: GroupCgroups | None) -> None:
     if cgroup is not None:
         cgroup.close()
+    if root is not None:
+        remove_root(root)
+
+
+def _cleanup(holder: list[subprocess.Popen | None], root: str, cgroup: GroupCgroups | None) -> None:
+    """At garbage collection or interpreter exit, for a backend that was never closed."""
+    proc = holder[0]
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    _release_host(root, cgroup)

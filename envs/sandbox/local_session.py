@@ -82,9 +82,12 @@ class LocalSession:
                 "killed and its variables are lost",
             )
         except Exception as exc:  # WireError, ProtocolError, OSError: the interpreter is gone or untrusted
+            exited(proc.pidfd, timeout=0.05)  # let the OOM killer's count settle
+            memory = self._backend.memory_killed(proc)
             self._die()
             return ExecResult(
                 crashed=True,
+                memory_exceeded=memory,
                 state_lost=True,
                 duration=time.monotonic() - start,
                 error_message=f"the interpreter died or broke the protocol ({_reply.clean(str(exc))[:300]}); "
