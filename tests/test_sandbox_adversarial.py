@@ -625,6 +625,17 @@ def test_root_host_without_bwrap_keeps_its_files_and_processes_safe(none_session
     target = tmp_path / "project-file.txt"
     target.write_text("original")
     site_packages = site.getsitepackages()[0]
+    planted = [os.path.join(site_packages, "evil.pth"), "/etc/evil"]
+    assert not any(map(os.path.exists, planted))
+    try:
+        _check_root_host_is_safe(none_session, target, site_packages)
+    finally:  # a failing run must not leave a .pth in the venv (it would run in every later Python)
+        for path in planted:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def _check_root_host_is_safe(none_session, target: Path, site_packages: str) -> None:
     result = none_session.run(
         "import os, signal\nout = []\n"
         f"for path in [{str(target)!r}, {os.path.join(site_packages, 'evil.pth')!r}, '/etc/evil']:\n"

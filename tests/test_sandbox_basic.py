@@ -323,3 +323,17 @@ def test_pool_bounds_the_sessions_waiting_to_be_closed() -> None:
             time.sleep(0.05)
         assert pool.pending_close == 0
         assert not any(s.alive for s in sessions[-10:])
+
+
+def test_every_backend_reports_the_isolation_it_obtained(backend):
+    from toolgym.envs.sandbox import describe_isolation
+
+    report = describe_isolation(backend)
+    assert report.mode == backend.isolation and report.backend == "local"
+    assert f"isolation={backend.isolation}" in report.summary and "\n" not in report.summary
+    record = report.to_dict()
+    assert record["summary"] == report.summary and record["mode"] == backend.isolation
+    if backend.isolation == "bwrap":
+        assert "network" in report.namespaces and report.capabilities == "none"
+    subprocess_report = describe_isolation(make_sandbox("subprocess"))
+    assert subprocess_report.mode == "none" and subprocess_report.namespaces == ()

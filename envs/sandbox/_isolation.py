@@ -132,6 +132,24 @@ class IsolationReport:
         return {**asdict(self), "summary": self.summary}
 
 
+def local_report(*, requested: str, mode: str, drop_uid: bool, fallback_reason: str | None,
+                 memory_cgroup: bool, pids_cgroup: bool, workdir_quota: bool) -> IsolationReport:
+    """The report of the local backend (see local.py for what each mode means)."""
+    if mode == "bwrap":
+        filesystem = "whitelist view (system, interpreter, site-packages, sandbox code, session dir)"
+        namespaces: tuple[str, ...] = ("user", "mount", "pid", "network", "ipc", "uts")
+        capabilities = "none"
+    elif drop_uid:
+        filesystem = "host file system, read-only to sessions (each group runs as its own uid)"
+        namespaces, capabilities = (), "CAP_DAC_READ_SEARCH only (reads everything, writes nothing)"
+    else:
+        filesystem = "host file system with your user's permissions"
+        namespaces, capabilities = (), "those of your user"
+    return IsolationReport(backend="local", requested=requested, mode=mode, fallback_reason=fallback_reason,
+                           filesystem=filesystem, namespaces=namespaces, capabilities=capabilities,
+                           memory_cgroup=memory_cgroup, pids_cgroup=pids_cgroup, workdir_quota=workdir_quota)
+
+
 def bwrap_command(root: str, python: str) -> list[str]:
     """bubblewrap arguments: the whitelist view of _view.py, no network, writable session root."""
     return [

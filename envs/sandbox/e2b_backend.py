@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+from toolgym.envs.sandbox._isolation import IsolationReport
 from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult
 from toolgym.envs.sandbox.limits import SandboxLimits
 
@@ -119,6 +120,13 @@ class E2BBackend:
     name = "e2b"
     stateful = True
     isolation = "e2b"
+
+    @property
+    def isolation_report(self) -> IsolationReport:
+        return IsolationReport(backend=self.name, requested="e2b", mode="e2b", fallback_reason=None,
+                               filesystem="a remote Firecracker micro-VM per session (nothing of this host)",
+                               namespaces=("vm",), capabilities="inside the VM only", memory_cgroup=False,
+                               pids_cgroup=False, workdir_quota=False)
 
     def __init__(
         self,

@@ -25,8 +25,8 @@ class SandboxLimits:
     # memory cgroup of one session group (its processes, their children, its forks, and the memfd,
     # tmpfs and shared-memory pages they hold); only where the host lets us create cgroups (root)
     group_memory_bytes: int | None = 4 << 30
-    workdir_bytes: int | None = 256 << 20  # size of a group's work-dir tmpfs (root hosts; see local.py)
-    workdir_files: int | None = 20_000  # inodes (files + directories) of that tmpfs
+    workdir_bytes: int | None = 512 << 20  # work-dir tmpfs of a group, shared by its forks (root hosts)
+    workdir_files: int | None = 100_000  # inodes (files + directories) of that tmpfs
 
     def __post_init__(self) -> None:
         if self.timeout is None or self.timeout <= 0:

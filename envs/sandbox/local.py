@@ -5,40 +5,66 @@ interpreter that already did so costs about one. Every session is a process tree
 zygote; `Session.fork()` forks the *session* process, so all G samples of a GRPO group start from
 the same interpreter state copy-on-write.
 
-What is isolated (isolation="bwrap", the default when bubblewrap works):
-- network: none (own network namespace with only a down loopback);
-- file system: the host file system is read-only; home directories (/root, /home, ~) are hidden
-  except the Python installation; the only writable places are the session's private directory
-  (deleted on close) and a private, size-limited /dev/shm;
-- processes: each session group has its own PID namespace (it cannot see or signal the host or
-  other groups; `os.kill(os.getppid(), 9)` hits nothing) and its own user and mount namespace (it
-  cannot see other groups' directories); the session itself holds no capabilities;
+`backend.isolation` is the mode in effect ("bwrap" or "none"); `backend.isolation_report` (also
+`describe_isolation(backend)`) says what was actually obtained -- namespaces, capabilities, cgroups,
+work-dir quota -- as one printable line (`.summary`) and a dict to record (`.to_dict()`).
+isolation="auto" that cannot use bubblewrap falls back to "none" with an `IsolationWarning` (and a
+log warning) saying what to do; it never degrades silently.
+
+What is isolated with isolation="bwrap" (the default where bubblewrap works):
+- file system: a whitelist view (see _view.py): system directories, /etc minus its secrets, the
+  interpreter's prefixes and site-packages, the sandbox code -- all read-only -- and the session's
+  own directory. /root, /home, /tmp, /run, /var, /sys and the project tree do not exist inside, so
+  neither do host pathname Unix sockets (/var/run/docker.sock, the system bus);
+- namespaces per session group: user, mount (other groups' directories are invisible), PID (it
+  cannot see or signal the host or other groups; `os.kill(os.getppid(), 9)` hits nothing),
+  network (only a down loopback: no TCP, no abstract Unix sockets shared with other groups), IPC
+  (SysV queues, semaphores, shared memory) and UTS;
+- privileges: the session holds no capability in any set, cannot create user namespaces (so it
+  cannot regain any), and runs with no_new_privs;
 - environment: scrubbed (PATH, locale, thread-count variables, and what you pass in `env`);
 - resources: wall timeout per call (kills the session's process group; the next call starts a
   fresh session and says `state_lost=True`), RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NOFILE,
-  RLIMIT_NPROC (counted per group thanks to the user namespace; when running as root, where the
-  kernel ignores RLIMIT_NPROC, a pids cgroup per group is used if /sys/fs/cgroup is writable),
-  output capped per call with a truncation marker.
+  RLIMIT_NPROC (per group thanks to the user namespace), output capped per call with a truncation
+  marker, a private 64 MiB /dev/shm per group; and where the host lets us (root, see
+  `isolation_report`): a pids and a memory cgroup per group (`group_memory_bytes` counts every
+  process of the group, forks and children included, and the memfd, tmpfs and /dev/shm pages they
+  hold; an OOM kill inside it is reported as `crashed` + `memory_exceeded`), and a tmpfs work
+  directory per group limited to `workdir_bytes` and `workdir_files` (shared by its forks);
+- the protocol: every byte from the session is checked on the host (see _reply.py); forged,
+  malformed or deeply nested frames and server errors become crashed results, never exceptions.
 
 What is NOT isolated:
-- reading the host file system outside home directories (code can read /etc, /usr, /work, ...);
+- reading the whitelisted directories (/usr, /etc without its secrets, the Python installation);
 - the kernel: a kernel exploit escapes (bubblewrap is not a VM; use the e2b backend for that);
 - CPU time and memory bandwidth (no CPU quota; RLIMIT_CPU bounds a session's total CPU seconds);
-- siblings made by `Session.fork()` share their group's namespaces: they can see and signal each
-  other and read each other's directories. They are copies of one interpreter working on the same
-  prompt, so there is nothing to hide between them, and sharing is what makes fork a plain fork().
-  Their process limit (RLIMIT_NPROC / the pids cgroup) is a budget shared by the group.
+- siblings made by `Session.fork()` share their group's namespaces, cgroups and tmpfs: they can see
+  and signal each other and read each other's directories. They are copies of one interpreter
+  working on the same prompt, so there is nothing to hide between them, and sharing is what makes
+  fork a plain fork(). Their process, memory and disk budgets are shared by the group. fork()
+  copies the work directory (about 50 us per file: a 20,000-file directory takes about a second).
 
-Lifetime: nothing outlives the host. The zygote exits when the host closes its control socket (or
-dies), and every session process dies with the zygote (parent-death signals along the chain), so a
-killed zygote takes its sessions with it; their next `run` reports `state_lost=True` and starts a
-fresh interpreter from a new zygote.
+Fallbacks where the host does not allow cgroups or mounts (not root, read-only cgroupfs): no memory
+cgroup (RLIMIT_AS per process only: memfd/tmpfs pages and children are not counted together), the
+work directory is a plain directory under the temp dir (only RLIMIT_FSIZE bounds single files; no
+total or inode quota), and without namespaces, processes are killed through the keeper (below)
+rather than the cgroup.
 
-With isolation="none" only the rlimits, the scrubbed environment, the private directory and the
-timeout apply; RLIMIT_NPROC then counts all processes of your user (the limit is raised by the
-number you already run), and root is not limited at all unless a pids cgroup is available. Sessions
-then share the host's network, file system and PID namespace: one can kill the zygote (its parent)
-and with it every other session, read other sessions' directories, and signal your processes.
+Lifetime: nothing outlives the host. Closing a session kills its process group; closing the last
+session of a group kills every process of the group through its cgroup and its PID namespace (or,
+without namespaces, its keeper: a child subreaper that every escaped process -- setsid, double
+fork -- is re-parented to, and that kills them all). The zygote exits when the host closes its
+control socket or dies, and takes every group with it (parent-death signals along the chain). A
+host killed with SIGKILL leaves its temp root and cgroups behind; the next backend to start sweeps
+those of hosts that no longer run (they are named after the host's PID).
+
+With isolation="none" there are no namespaces: sessions share the host's network, see its whole
+file system and its processes. As root, each group then runs as an unprivileged uid of its own
+(1,000 per host process, above 1.9e9) that keeps only CAP_DAC_READ_SEARCH: it can read the host's
+files (the Python installation under /root, but also any secret there) but not write them, and it
+cannot signal or ptrace host processes or other groups. Not as root, sessions run as your user:
+they can read and write what you can and signal your processes; RLIMIT_NPROC then counts all
+processes of your user (the limit is raised by the number you already run).
 """
 
 from __future__ import annotations
@@ -62,7 +88,6 @@ from toolgym.envs.sandbox._cgroup import sweep_stale as sweep_stale_cgroups
 from toolgym.envs.sandbox._files import (
     make_root,
     mount_workdir,
-    remove_root,
     remove_tree,
     sweep_stale_roots,
     unmount,
@@ -71,8 +96,10 @@ from toolgym.envs.sandbox._isolation import (
     IsolationReport,
     bwrap_command,
     count_user_processes,
+    local_report,
     resolve_isolation,
 )
+from toolgym.envs.sandbox._lifecycle import cleanup, expect_hello, release_host, scrubbed_env, stop_keeper
 from toolgym.envs.sandbox._proc import Group, Proc, exited
 from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, SandboxError
 from toolgym.envs.sandbox.limits import SandboxLimits
@@ -141,21 +168,10 @@ class LocalBackend:
             self._prepare_host()
         cgroup = self._cgroup
         memory = cgroup is not None and cgroup.limits_memory and self.limits.group_memory_bytes is not None
-        if mode == "bwrap":
-            filesystem = "whitelist view (system, interpreter, site-packages, sandbox code, session dir)"
-            namespaces: tuple[str, ...] = ("user", "mount", "pid", "network", "ipc", "uts")
-            capabilities = "none"
-        elif self._drop_uid:
-            filesystem = "host file system, read-only to sessions (each group runs as its own uid)"
-            namespaces, capabilities = (), "CAP_DAC_READ_SEARCH only (reads everything, writes nothing)"
-        else:
-            filesystem = "host file system with your user's permissions"
-            namespaces, capabilities = (), "those of your user"
         fell_back = self._requested == "auto" and mode == "none"
-        return IsolationReport(
-            backend=self.name, requested=self._requested, mode=mode,
+        return local_report(
+            requested=self._requested, mode=mode, drop_uid=self._drop_uid,
             fallback_reason=_isolation.bwrap_problem() if fell_back else None,
-            filesystem=filesystem, namespaces=namespaces, capabilities=capabilities,
             memory_cgroup=memory, pids_cgroup=cgroup is not None, workdir_quota=self._tmpfs)
 
     def new_session(self) -> LocalSession:
@@ -173,7 +189,7 @@ class LocalBackend:
         self._stop_zygote()
         if self._finalizer is not None:
             self._finalizer.detach()
-        _release_host(self._root, self._cgroup)
+        release_host(self._root, self._cgroup)
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -194,7 +210,7 @@ class LocalBackend:
             cgroup = GroupCgroups(f"toolgym-{os.getpid()}-{id(self):x}",
                                   memory=self.limits.group_memory_bytes is not None)
             self._cgroup = cgroup if cgroup.available else None
-        self._finalizer = weakref.finalize(self, _cleanup, self._holder, self._root, self._cgroup)
+        self._finalizer = weakref.finalize(self, cleanup, self._holder, self._root, self._cgroup)
 
     def _start_zygote(self) -> None:
         isolation = self.isolation
@@ -224,7 +240,7 @@ class LocalBackend:
         proc = subprocess.Popen(
             cmd,
             pass_fds=[child.fileno()],
-            env=self._scrubbed_env(),
+            env=scrubbed_env(self._python, self._extra_env),
             cwd=self._root,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -244,21 +260,6 @@ class LocalBackend:
         self.zygote_pid = int(ready["pid"])  # host PID (bwrap does not unshare the PID namespace)
         self._zygote, self._control, self._log = proc, host, log
         self._holder[0] = proc
-
-    def _scrubbed_env(self) -> dict[str, str]:
-        bin_dir = os.path.dirname(self._python)
-        env = {
-            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "NUMEXPR_NUM_THREADS": "1",
-            "PYTHONIOENCODING": "utf-8",
-        }
-        env.update(self._extra_env)
-        return env
 
     def _stop_zygote(self) -> None:
         if self._control is not None:
@@ -358,8 +359,8 @@ class LocalBackend:
     def _await_session(self, host: socket.socket, directory: str, group: Group) -> Proc:
         deadline = time.monotonic() + _SPAWN_TIMEOUT
         try:
-            group.keeper_pidfd = os.pidfd_open(_expect_hello(host, "init", deadline))
-            pid = _expect_hello(host, "session", deadline)
+            group.keeper_pidfd = os.pidfd_open(expect_hello(host, "init", deadline))
+            pid = expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
             return Proc(host, pid, directory, group)
         except BaseException:
@@ -386,7 +387,7 @@ class LocalBackend:
             error = _reply.check_fork_reply(_reply.receive(parent.sock, request_id, deadline, 1 << 16))
             if error is not None:
                 raise SandboxError(f"Session.fork() failed inside the sandbox: {error}")
-            pid = _expect_hello(host, "session", deadline)
+            pid = expect_hello(host, "session", deadline)
             host.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
             return Proc(host, pid, directory, parent.group)
         except BaseException as exc:
@@ -430,7 +431,7 @@ class LocalBackend:
         if self._cgroup is not None and group.cgroup is not None:
             self._cgroup.kill(group.cgroup)  # every process of the group, whatever it did to escape
         if group.keeper_pidfd is not None:
-            _stop_keeper(group.keeper_pidfd, namespaced=self.isolation == "bwrap")
+            stop_keeper(group.keeper_pidfd, namespaced=self.isolation == "bwrap")
         if group.mounted:
             unmount(group.directory)
         remove_tree(group.directory)
@@ -452,38 +453,3 @@ class LocalBackend:
     def forget(self, session: LocalSession) -> None:
         with self._lock:
             self._sessions.discard(session)
-
-
-def _expect_hello(sock: socket.socket, kind: str, deadline: float) -> int:
-    message, pid = _wire.recv_credentials(sock, deadline)
-    if message.get("hello") != kind:
-        detail = _reply.clean(str(message.get("error", message)))[:500]
-        raise SandboxError(f"a sandbox session failed to start: {detail}")
-    return pid
-
-
-def _stop_keeper(pidfd: int, namespaced: bool) -> None:
-    """End a group: SIGKILL to PID 1 kills its namespace; a plain keeper kills its descendants on SIGTERM."""
-    try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL if namespaced else signal.SIGTERM)
-        if not namespaced and not exited(pidfd, timeout=2.0):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.close(pidfd)
-
-
-def _release_host(root: str | None, cgroup: GroupCgroups | None) -> None:
-    if cgroup is not None:
-        cgroup.close()
-    if root is not None:
-        remove_root(root)
-
-
-def _cleanup(holder: list[subprocess.Popen | None], root: str, cgroup: GroupCgroups | None) -> None:
-    """At garbage collection or interpreter exit, for a backend that was never closed."""
-    proc = holder[0]
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    _release_host(root, cgroup)
