@@ -88,8 +88,9 @@ class _Stream:
             self.text.flush()
         except Exception:  # a broken wrapper: replace it
             self._open_text()
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
+        if os.lseek(self.fd, 0, os.SEEK_CUR) or os.fstat(self.fd).st_size:  # usually empty: no truncate
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
         self.raw.dropped = 0
 
     def ensure_open(self) -> io.TextIOWrapper:

@@ -36,7 +36,7 @@ class SessionPool:
         self._closer: threading.Thread | None = None
         self._closed = False
         self.replaced = 0  # sessions found dead in the pool and replaced (crash, external kill)
-        self.errors: list[str] = []  # why the fill thread failed to start sessions, most recent last
+        self.errors: list[str] = []  # why sessions failed to start or close (background), most recent last
 
     def start(self) -> None:
         """Start warming sessions now (otherwise the first `acquire()` starts it)."""
@@ -156,6 +156,9 @@ class SessionPool:
             for session in to_close:
                 try:
                     session.close()
+                except Exception as exc:  # the closer thread must survive whatever one session did
+                    with self._cond:
+                        self.errors = [*self.errors[-9:], f"closing a session: {type(exc).__name__}: {exc}"]
                 finally:
                     with self._cond:
                         self._closing -= 1
