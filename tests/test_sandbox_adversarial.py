@@ -790,3 +790,24 @@ def test_kill_9_of_the_host_leaves_no_process_and_the_next_backend_sweeps_its_fi
                 assert not [n for n in os.listdir(parent) if n.startswith(dead)]
     finally:
         fresh.close()
+
+
+# ---------------------------------------------------------------- through the environment (findings 6, 7)
+def test_tool_env_step_never_raises_on_hostile_frames_or_deep_chains(backend):
+    from envs_support import ToyAdd
+    from toolgym.envs.env import ToolEnv
+
+    env = ToolEnv(ToyAdd(), sandbox=backend)
+    env.reset(seed=0)
+    forge = (_SEND_FRAME + "import json\n"
+             "_send_frame(json.dumps({'id': _request_id(), 'stdout': {'x': 1}, 'stderr': 7, "
+             "'error_type': 3, 'traceback': []}).encode())\nimport time; time.sleep(0.2)")
+    obs, _, terminated, truncated, info = env.step(env.parser.format_call(forge))
+    assert obs[0]["role"] == "tool" and isinstance(obs[0]["content"], str) and not (terminated or truncated)
+    nested = _SEND_FRAME + "_send_frame(b'{\"a\":' + b'[' * 100000 + b']' * 100000 + b'}')"
+    obs, *_ = env.step(env.parser.format_call(nested))
+    assert obs[0]["role"] == "tool" and isinstance(obs[0]["content"], str)
+    env.step(env.parser.format_call(_DEEP_CHAIN))
+    _, _, terminated, _, info = env.step("<answer>0</answer>")  # releases (deletes) the deep chain
+    assert terminated and info["finish_reason"] == "answered"
+    env.close()
