@@ -656,6 +656,20 @@ def _check_root_host_is_safe(none_session, target: Path, site_packages: str) -> 
                             ).stdout == "0\n"
 
 
+def test_root_host_without_bwrap_groups_of_two_backends_cannot_signal_each_other(none_session):
+    other_backend = make_sandbox("local", isolation="none", limits=LIMITS)
+    try:
+        other = other_backend.new_session()
+        other.run("kept = 1")
+        uids = {none_session.run("import os; os.getuid()").stdout, other.run("import os; os.getuid()").stdout}
+        assert len(uids) == 2, uids
+        result = none_session.run(f"import os; os.kill({other.pid}, 9)")
+        assert result.error_type == "PermissionError", result
+        assert other.run("kept").stdout == "1\n"
+    finally:
+        other_backend.close()
+
+
 def test_auto_falling_back_to_none_warns_with_what_to_do(monkeypatch):
     from toolgym.envs.sandbox import IsolationWarning, _isolation
 

@@ -60,11 +60,12 @@ those of hosts that no longer run (they are named after the host's PID).
 
 With isolation="none" there are no namespaces: sessions share the host's network, see its whole
 file system and its processes. As root, each group then runs as an unprivileged uid of its own
-(1,000 per host process, above 1.9e9) that keeps only CAP_DAC_READ_SEARCH: it can read the host's
-files (the Python installation under /root, but also any secret there) but not write them, and it
-cannot signal or ptrace host processes or other groups. Not as root, sessions run as your user:
-they can read and write what you can and signal your processes; RLIMIT_NPROC then counts all
-processes of your user (the limit is raised by the number you already run).
+(never shared by two live groups of this process; above 1.9e9) that keeps only CAP_DAC_READ_SEARCH:
+it can read the host's files (the Python installation under /root, but also any secret there) but
+not write them, and it cannot signal or ptrace host processes or other groups. Not as root,
+sessions run as your user: they can read and write what you can and signal your processes;
+RLIMIT_NPROC then counts all processes of your user (the limit is raised by the number you already
+run).
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ from toolgym.envs.sandbox.local_session import LocalSession
 _ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_zygote.py")
 _START_TIMEOUT = 60.0  # seconds for the zygote to import its preloaded modules
 _SPAWN_TIMEOUT = 30.0
-_UID_BASE = 1_900_000_000  # isolation "none" as root: group uids, 1,000 per host process, unused on hosts
+_UID_BASE = 1_900_000_000  # isolation "none" as root: group uids, 10,000 per host process, unused on hosts
+_UIDS_PER_HOST = 10_000
+_uids_lock = threading.Lock()
+_uids_in_use: set[int] = set()  # across every backend of this process: no two live groups share a uid
 
 
 @SANDBOX_BACKENDS.register("local")
@@ -309,7 +313,7 @@ class LocalBackend:
         """The host side of a group: its directory (a tmpfs where possible) and cgroups."""
         group = Group(name, os.path.join(self._root or "", name), None)
         if self._drop_uid:
-            uid = _UID_BASE + (os.getpid() % 100_000) * 1000 + int(name[1:]) % 1000
+            uid = _take_uid()
             group.ids = (uid, uid)
         try:
             os.mkdir(group.directory, 0o700)
@@ -437,6 +441,9 @@ class LocalBackend:
         remove_tree(group.directory)
         if self._cgroup is not None and group.cgroup is not None:
             self._cgroup.remove(group.cgroup)
+        if group.ids is not None:
+            with _uids_lock:
+                _uids_in_use.discard(group.ids[0])  # its processes are dead: the uid can be reused
 
     def memory_killed(self, proc: Proc) -> bool:
         """True when the kernel OOM-killed a process of `proc`'s group since the last time we asked."""
@@ -453,3 +460,14 @@ class LocalBackend:
     def forget(self, session: LocalSession) -> None:
         with self._lock:
             self._sessions.discard(session)
+
+
+def _take_uid() -> int:
+    """A uid for a new group that no live group of this process uses (isolation "none" as root)."""
+    base = _UID_BASE + (os.getpid() % 10_000) * _UIDS_PER_HOST
+    with _uids_lock:
+        for uid in range(base, base + _UIDS_PER_HOST):
+            if uid not in _uids_in_use:
+                _uids_in_use.add(uid)
+                return uid
+    raise SandboxError(f"{_UIDS_PER_HOST} session groups are open in this process; close some first")
