@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from toolgym.envs.sandbox import SessionPool, make_sandbox
+from toolgym.envs.sandbox import SessionPool, describe_isolation, make_sandbox
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         cpus = os.cpu_count() or 2
         throughput = bench_throughput(backend, 3.0, 2 * cpus)
         isolation = backend.isolation
+        obtained = describe_isolation(backend).summary
     finally:
         backend.close()
     baseline = make_sandbox("subprocess")
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "isolation": isolation,
+        "isolation_obtained": obtained,
         "preload": args.preload,
         "warm_call_p50_ms": round(warm[0], 3),
         "warm_call_p90_ms": round(warm[1], 3),
@@ -188,6 +190,7 @@ def _print_table(report: dict) -> None:
         f"isolation: {report['isolation']}   preload: {report['preload']}   "
         f"load avg: {report['loadavg_1m_before']} -> {report['loadavg_1m_after']}"
     )
+    print(report["isolation_obtained"])
     print(f"{'measure':<40} {'p50 ms':>9} {'p90 ms':>9}  target")
     for label, key, target in rows:
         print(f"{label:<40} {report[key + '_p50_ms']:>9.3f} {report[key + '_p90_ms']:>9.3f}  {target}")

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from toolgym.envs.sandbox import SandboxLimits, SessionPool, make_sandbox
+from toolgym.envs.sandbox import (
+    BACKENDS,
+    SANDBOX_BACKENDS,
+    LocalBackend,
+    SandboxLimits,
+    SessionPool,
+    list_backends,
+    make_sandbox,
+)
+
+from toolgym.registry import UnknownNameError
 
 
 @pytest.fixture(scope="module", params=["auto", "none"])
@@ -166,9 +180,43 @@ def test_subprocess_backend_is_stateless_baseline():
 
 
 def test_unknown_backend_lists_known_ones():
-    with pytest.raises(ValueError, match=r"unknown sandbox backend 'docker'.*Registered: e2b, local, "
-                                         r"subprocess"):
+    with pytest.raises(ValueError, match=r"Registered: e2b, local, subprocess\."):
         make_sandbox("docker")
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'local'\?"):
+        make_sandbox("locl")
+
+
+def test_backends_are_a_registry_and_third_parties_can_add_one():
+    assert list_backends() == ["e2b", "local", "subprocess"] == sorted(BACKENDS)
+    assert "local" in BACKENDS and SANDBOX_BACKENDS.get("local") is LocalBackend
+
+    @SANDBOX_BACKENDS.register("test-inprocess")
+    class Custom:
+        name = "test-inprocess"
+
+        def __init__(self, flavour: str = "plain") -> None:
+            self.flavour = flavour
+
+    try:
+        assert make_sandbox("test-inprocess", flavour="x").flavour == "x"
+        assert "test-inprocess" in list_backends()
+    finally:
+        SANDBOX_BACKENDS.unregister("test-inprocess")
+
+
+def test_the_session_module_does_not_import_the_backend_module():
+    """No import cycle: local_session.py depends on _proc.py, never on local.py (issue 12)."""
+    source = (Path(__file__).parents[1] / "envs" / "sandbox" / "local_session.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert "toolgym.envs.sandbox.local" not in imported
+    assert "toolgym.envs.sandbox._proc" in imported
+
+
+def test_e2b_module_imports_without_the_e2b_package():
+    code = ("import sys; sys.modules['e2b_code_interpreter'] = None\n"
+            "import toolgym.envs.sandbox.e2b_backend as m; print(m.E2BBackend.name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "e2b", out.stderr
 
 
 def test_bad_option_names_the_backend():
@@ -263,7 +311,7 @@ def test_pool_bounds_the_sessions_waiting_to_be_closed() -> None:
     """Releasing sessions faster than the closer thread can close them must not pile up descriptors
     and processes without bound (seen on a loaded host: over 1,000 open pidfds after 400 episodes)."""
     from toolgym.envs.sandbox import SessionPool, make_sandbox
-    from toolgym.envs.sandbox.pool import MAX_CLOSE_BACKLOG
+    from toolgym.envs.sandbox.session_pool import MAX_CLOSE_BACKLOG
 
     with SessionPool(make_sandbox("local", isolation="none"), size=0, own_backend=True) as pool:
         sessions = [pool.acquire() for _ in range(MAX_CLOSE_BACKLOG + 24)]
@@ -275,3 +323,17 @@ def test_pool_bounds_the_sessions_waiting_to_be_closed() -> None:
             time.sleep(0.05)
         assert pool.pending_close == 0
         assert not any(s.alive for s in sessions[-10:])
+
+
+def test_every_backend_reports_the_isolation_it_obtained(backend):
+    from toolgym.envs.sandbox import describe_isolation
+
+    report = describe_isolation(backend)
+    assert report.mode == backend.isolation and report.backend == "local"
+    assert f"isolation={backend.isolation}" in report.summary and "\n" not in report.summary
+    record = report.to_dict()
+    assert record["summary"] == report.summary and record["mode"] == backend.isolation
+    if backend.isolation == "bwrap":
+        assert "network" in report.namespaces and report.capabilities == "none"
+    subprocess_report = describe_isolation(make_sandbox("subprocess"))
+    assert subprocess_report.mode == "none" and subprocess_report.namespaces == ()

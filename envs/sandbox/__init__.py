@@ -16,45 +16,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
+from toolgym.envs.sandbox._isolation import IsolationReport, IsolationWarning
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult, SandboxBackend, SandboxError, Session
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 from toolgym._lazy import lazy_exports
-from toolgym.registry import Registry
 
-SANDBOX_BACKENDS: Registry[Any] = Registry(
-    "sandbox backend", entry_points="toolgym.sandbox_backends",
-    hint="Plugins register a backend class through the entry-point group 'toolgym.sandbox_backends'.")
-for _name, _target in (("local", "toolgym.envs.sandbox.local:LocalBackend"),
-                       ("subprocess", "toolgym.envs.sandbox.subproc:SubprocessBackend"),
-                       ("e2b", "toolgym.envs.sandbox.e2b_backend:E2BBackend")):
-    SANDBOX_BACKENDS.register(_name, _target)  # built-ins as "module:Class", imported on first use
-BACKENDS = SANDBOX_BACKENDS  # the older name
+# Kept for code that listed backends through the old dict: `name in BACKENDS`, `sorted(BACKENDS)`.
+BACKENDS = SANDBOX_BACKENDS
 
 
 def list_backends() -> list[str]:
+    """Names of the registered sandbox backends (built-in and from plugins), sorted."""
     return SANDBOX_BACKENDS.names()
+
+
+def describe_isolation(backend: Any) -> IsolationReport:
+    """The isolation `backend` gives its sessions, for commands to print (`.summary`) and record
+    (`.to_dict()`). Backends without a report of their own are described as unknown."""
+    report = getattr(backend, "isolation_report", None)
+    if isinstance(report, IsolationReport):
+        return report
+    name = str(getattr(backend, "name", type(backend).__name__))
+    return IsolationReport(backend=name, requested="n/a", mode=str(getattr(backend, "isolation", "unknown")),
+                           fallback_reason=None, filesystem="unknown (not reported by the backend)",
+                           namespaces=(), capabilities="unknown", memory_cgroup=False, pids_cgroup=False,
+                           workdir_quota=False)
 
 
 def make_sandbox(backend: str = "local", **options: Any) -> SandboxBackend:
     """Create a sandbox backend by name; `options` go to its constructor (e.g. limits=, isolation=).
 
-    Nothing is started until the first session is requested.
+    Nothing is started until the first session is requested. An unknown name raises
+    `toolgym.registry.UnknownNameError` (a ValueError) naming the closest registered backends.
     """
-    import importlib
-
-    target = SANDBOX_BACKENDS.get(backend)
-    if isinstance(target, str):
-        module_name, _, class_name = target.partition(":")
-        target = getattr(importlib.import_module(module_name), class_name)
+    cls = SANDBOX_BACKENDS.get(backend)
     try:
-        return target(**options)
+        return cls(**options)
     except TypeError as exc:
         raise TypeError(f"bad option for sandbox backend {backend!r}: {exc}") from None
 
 
 _EXPORTS = {
-    "SessionPool": "toolgym.envs.sandbox.pool",
+    "SessionPool": "toolgym.envs.sandbox.session_pool",
     "LocalBackend": "toolgym.envs.sandbox.local",
     "LocalSession": "toolgym.envs.sandbox.local_session",
     "SubprocessBackend": "toolgym.envs.sandbox.subproc",
@@ -63,6 +67,7 @@ _EXPORTS = {
     "E2BSession": "toolgym.envs.sandbox.e2b_backend",
     "execution_to_result": "toolgym.envs.sandbox.e2b_backend",
 }
-__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "SandboxBackend", "SandboxLimits", "Session",
+__all__ = ["BACKENDS", "SANDBOX_BACKENDS", "ExecResult", "IsolationReport", "IsolationWarning",
+           "SandboxBackend", "SandboxError", "SandboxLimits", "Session", "describe_isolation",
            "list_backends", "make_sandbox", *_EXPORTS]
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Host-side helpers for the local backend: bubblewrap detection and command line, pids cgroups.
+"""Host-side helpers for the local backend: bubblewrap detection and its command line.
 
 Kept apart from local.py so the policy (which paths are visible, what is unshared) reads in one place.
 """
@@ -6,26 +6,32 @@ Kept apart from local.py so the policy (which paths are visible, what is unshare
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import subprocess
 import sys
-import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from toolgym.envs.sandbox._view import view_arguments
 
 ISOLATION_MODES = ("auto", "bwrap", "none")
-# The host file system read-only, a minimal /dev, and /proc (each session group mounts its own).
-_HOST_MOUNTS = ("--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc")
+# For the probe only (trusted code): the host file system read-only, a minimal /dev, and /proc.
+_PROBE_MOUNTS = ("--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc")
 
 
-# What the zygote does for every session group (see _zygote.py), in miniature: a nested user, mount
-# and PID namespace, private mounts, and a fresh /proc. In some containers (Docker's masked /proc)
-# bubblewrap itself works but the /proc mount does not; "auto" must then fall back to "none".
+# What the zygote does for every session group (see _zygote.py), in miniature: a nested user, mount,
+# PID, network, IPC and UTS namespace, private mounts, and a fresh /proc. In some containers
+# (Docker's masked /proc) bubblewrap itself works but the /proc mount does not; "auto" must then fall
+# back to "none".
 _PROBE = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 uid, gid = os.getuid(), os.getgid()
-if libc.unshare(0x10000000 | 0x00020000 | 0x20000000) != 0:
-    print("unshare(user, mount, pid) failed:", os.strerror(ctypes.get_errno())); os._exit(3)
+if libc.unshare(0x10000000 | 0x00020000 | 0x20000000 | 0x40000000 | 0x08000000 | 0x04000000) != 0:
+    print("unshare(user, mount, pid, net, ipc, uts) failed:", os.strerror(ctypes.get_errno())); os._exit(3)
 for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
     with open("/proc/self/" + name, "w") as handle:
         handle.write(text)
@@ -48,7 +54,7 @@ def bwrap_problem() -> str | None:
         return "bubblewrap is not installed (apt-get install -y bubblewrap)"
     probe = [
         exe,
-        *_HOST_MOUNTS,
+        *_PROBE_MOUNTS,
         "--unshare-user",
         "--unshare-net",
         "--unshare-ipc",
@@ -69,8 +75,12 @@ def bwrap_problem() -> str | None:
     return None
 
 
+class IsolationWarning(RuntimeWarning):
+    """isolation="auto" could not use bubblewrap: model code runs without namespaces."""
+
+
 def resolve_isolation(isolation: str) -> str:
-    """Map "auto" to "bwrap" or "none"; check that an explicit "bwrap" can work."""
+    """Map "auto" to "bwrap" or "none" (warning loudly); check that an explicit "bwrap" can work."""
     if isolation not in ISOLATION_MODES:
         raise ValueError(f"unknown isolation {isolation!r}; choose one of {list(ISOLATION_MODES)}")
     if isolation == "none":
@@ -80,12 +90,69 @@ def resolve_isolation(isolation: str) -> str:
         return "bwrap"
     if isolation == "bwrap":
         raise RuntimeError(f"isolation='bwrap' requested but {problem}; use isolation='auto' or 'none'")
+    message = (f"sandbox isolation='auto' fell back to 'none' because {problem}: model code runs without "
+               "namespaces (it can read the host's files and use its network). Install bubblewrap "
+               "(apt-get install -y bubblewrap; in Docker allow user namespaces, e.g. "
+               "--security-opt seccomp=unconfined), or pass isolation='none' explicitly to accept this "
+               "and silence the warning.")
+    warnings.warn(message, IsolationWarning, stacklevel=3)
+    logging.getLogger("toolgym.sandbox").warning(message)
     return "none"
 
 
-def bwrap_command(root: str) -> list[str]:
-    """bubblewrap arguments: read-only host FS, no network, writable session root, HOME hidden."""
-    cmd = [
+@dataclass(frozen=True)
+class IsolationReport:
+    """The isolation a backend actually obtained, for commands to print and record."""
+
+    backend: str  # "local", "subprocess", "e2b", ...
+    requested: str  # what was asked for ("auto", "bwrap", "none", ...)
+    mode: str  # what is in effect ("bwrap", "none", "vm", ...)
+    fallback_reason: str | None  # why "auto" did not get bubblewrap; None when it did or was not asked
+    filesystem: str
+    namespaces: tuple[str, ...]  # unshared per session group
+    capabilities: str
+    memory_cgroup: bool  # one memory budget per group (counts children, memfd, tmpfs, shm)
+    pids_cgroup: bool  # one process budget per group, and kill-all on close
+    workdir_quota: bool  # the work dir is a size- and inode-limited tmpfs
+
+    @property
+    def summary(self) -> str:
+        """One line for humans, e.g. for `toolgym train` to print at start-up."""
+        spaces = "+".join(self.namespaces) or "no namespaces"
+        flags = (("memory cgroup", self.memory_cgroup), ("pids cgroup", self.pids_cgroup),
+                 ("work-dir quota", self.workdir_quota))
+        extras = ", ".join(name for name, on in flags if on) or "rlimits only"
+        text = (f"sandbox {self.backend}: isolation={self.mode} (requested {self.requested}); "
+                f"{self.filesystem}; {spaces}; capabilities: {self.capabilities}; {extras}")
+        if self.fallback_reason:
+            text += f" -- FELL BACK: {self.fallback_reason}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary}
+
+
+def local_report(*, requested: str, mode: str, drop_uid: bool, fallback_reason: str | None,
+                 memory_cgroup: bool, pids_cgroup: bool, workdir_quota: bool) -> IsolationReport:
+    """The report of the local backend (see local.py for what each mode means)."""
+    if mode == "bwrap":
+        filesystem = "whitelist view (system, interpreter, site-packages, sandbox code, session dir)"
+        namespaces: tuple[str, ...] = ("user", "mount", "pid", "network", "ipc", "uts")
+        capabilities = "none"
+    elif drop_uid:
+        filesystem = "host file system, read-only to sessions (each group runs as its own uid)"
+        namespaces, capabilities = (), "CAP_DAC_READ_SEARCH only (reads everything, writes nothing)"
+    else:
+        filesystem = "host file system with your user's permissions"
+        namespaces, capabilities = (), "those of your user"
+    return IsolationReport(backend="local", requested=requested, mode=mode, fallback_reason=fallback_reason,
+                           filesystem=filesystem, namespaces=namespaces, capabilities=capabilities,
+                           memory_cgroup=memory_cgroup, pids_cgroup=pids_cgroup, workdir_quota=workdir_quota)
+
+
+def bwrap_command(root: str, python: str) -> list[str]:
+    """bubblewrap arguments: the whitelist view of _view.py, no network, writable session root."""
+    return [
         shutil.which("bwrap") or "bwrap",
         "--unshare-user",
         "--unshare-ipc",
@@ -94,33 +161,8 @@ def bwrap_command(root: str) -> list[str]:
         "--unshare-cgroup-try",
         "--hostname",
         "sandbox",
-        *_HOST_MOUNTS,
+        *view_arguments(root, python),
     ]
-    # /tmp and the home directories are replaced by empty tmpfs; the Python installation (a venv may
-    # live in either, e.g. /tmp/venv or ~/.venv) and toolgym's own sandbox code are bound back read-only.
-    for masked in ["/tmp", *_hidden_dirs()]:
-        cmd += ["--tmpfs", masked]
-        for needed in _needed_paths():
-            if needed == masked or needed.startswith(masked + os.sep):
-                cmd += ["--ro-bind", needed, needed]
-    cmd += ["--bind", root, root, "--remount-ro", "/tmp"]
-    for hidden in _hidden_dirs():
-        cmd += ["--remount-ro", hidden]
-    cmd += ["--chdir", root]
-    return cmd
-
-
-def _hidden_dirs() -> list[str]:
-    """Home directories (secrets live there: keys, tokens); Python itself is bound back if inside."""
-    homes = {os.path.expanduser("~"), "/root", "/home"}
-    return sorted(h for h in homes if os.path.isdir(h) and h != "/")
-
-
-def _needed_paths() -> list[str]:
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__)),
-             os.path.dirname(os.path.realpath(sys.executable))}
-    paths.update(p for p in sys.path if p and os.path.isdir(p))
-    return sorted(os.path.realpath(p) for p in paths)
 
 
 def count_user_processes(uid: int) -> int:
@@ -133,75 +175,3 @@ def count_user_processes(uid: int) -> int:
             except OSError:
                 continue
     return count
-
-
-class PidsCgroup:
-    """A pids cgroup per session group, for root (the kernel exempts root from RLIMIT_NPROC)."""
-
-    def __init__(self, name: str) -> None:
-        self.base: str | None = None
-        for parent in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):  # cgroup v1 pids, else v2 with pids
-            if not os.path.isdir(parent):
-                continue
-            if parent == "/sys/fs/cgroup" and "pids" not in _read(
-                os.path.join(parent, "cgroup.subtree_control")
-            ):
-                continue
-            try:
-                os.makedirs(os.path.join(parent, name), exist_ok=True)
-            except OSError:
-                continue
-            self.base = os.path.join(parent, name)
-            break
-        self._pending: list[str] = []
-
-    @property
-    def available(self) -> bool:
-        return self.base is not None
-
-    def create(self, group: str, max_pids: int) -> tuple[str, int]:
-        """Make the group's cgroup; returns (path, fd of its cgroup.procs opened for writing)."""
-        assert self.base is not None
-        path = os.path.join(self.base, group)
-        os.mkdir(path)
-        with open(os.path.join(path, "pids.max"), "w") as handle:
-            handle.write(str(max_pids))
-        return path, os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-
-    def remove(self, path: str | None = None, wait: float = 0.0) -> None:
-        """rmdir `path` (and earlier ones still busy); retried later while processes are exiting."""
-        if path:
-            self._pending.append(path)
-        deadline = time.monotonic() + wait
-        while True:
-            self._pending = [p for p in self._pending if not _try_rmdir(p)]
-            if not self._pending or time.monotonic() >= deadline:
-                return
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        """Remove every group cgroup (all ours) once its processes are gone, then the base."""
-        if self.base is None or not os.path.isdir(self.base):
-            return
-        with os.scandir(self.base) as entries:
-            self._pending += [e.path for e in entries if e.is_dir() and e.path not in self._pending]
-        self.remove(wait=2.0)
-        _try_rmdir(self.base)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return ""
-
-
-def _try_rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import traceback
 
@@ -54,11 +55,43 @@ class _Stream:
     """One captured stream: a memfd on fd `fd` plus the text wrapper installed as sys.stdout/err."""
 
     def __init__(self, fd: int, name: str, cap: int) -> None:
-        memfd = os.memfd_create(f"toolgym-{name}", os.MFD_CLOEXEC)
-        os.dup2(memfd, fd, inheritable=True)
-        os.close(memfd)
-        self.fd, self.cap = fd, cap
+        self.fd, self.name, self.cap = fd, name, cap
+        self._attach()
         self._open_text()
+
+    def _attach(self) -> None:
+        """Put a fresh memfd on our descriptor number (again, when user code closed or replaced it)."""
+        memfd = os.memfd_create(f"toolgym-{self.name}", os.MFD_CLOEXEC)
+        if memfd != self.fd:
+            os.dup2(memfd, self.fd, inheritable=True)
+            os.close(memfd)
+        else:
+            os.set_inheritable(memfd, True)
+        self.inode = os.fstat(self.fd).st_ino
+
+    def _ensure_ours(self) -> bool:
+        """Re-attach a memfd when user code closed or replaced our descriptor; False when it had to."""
+        try:
+            if os.fstat(self.fd).st_ino == self.inode:
+                return True
+        except OSError:
+            pass
+        self._attach()
+        self._open_text()
+        return False
+
+    def reset(self) -> None:
+        """Start a call with an empty stream on our own memfd, whatever user code did to fd 1/2."""
+        self._ensure_ours()
+        self.ensure_open()
+        try:
+            self.text.flush()
+        except Exception:  # a broken wrapper: replace it
+            self._open_text()
+        if os.lseek(self.fd, 0, os.SEEK_CUR) or os.fstat(self.fd).st_size:  # usually empty: no truncate
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+        self.raw.dropped = 0
 
     def ensure_open(self) -> io.TextIOWrapper:
         """The text stream, reopened if user code closed it (`sys.stdout.close()`)."""
@@ -82,6 +115,8 @@ class _Stream:
             self.text.flush()
         except Exception:  # the user may have closed or broken the stream; output so far still counts
             pass
+        if not self._ensure_ours():
+            return f"[the code closed or replaced file descriptor {self.fd}; its output is lost]\n", False
         size = os.fstat(self.fd).st_size
         data = os.pread(self.fd, min(size, self.cap), 0)
         total = size + self.raw.dropped
@@ -133,22 +168,41 @@ class Server:
                 message, fds = _wire.recv(self.chan, max_fds=1)
             except (_wire.WireError, OSError):
                 os._exit(0)  # the host went away: nothing left to serve
-            self._reap_forks()  # in case user code replaced our SIGCHLD handler
-            op = message.get("op")
-            if op == "run":
-                reply = self.execute(str(message.get("code", "")))
-                _wire.send(self.chan, reply)
-                if "exit" in reply:
-                    os._exit(0)
-            elif op == "fork" and fds:
-                self.fork(str(message["dir"]), fds[0])
-            else:
-                _wire.send(self.chan, {"error": f"unknown request {op!r}"})
+            request_id = message.pop("id", None)
+            try:
+                self._handle(message, fds, request_id)
+            except BaseException as exc:  # our own code failed (user code broke the process): stop here
+                self._internal_error(request_id, exc)
+
+    def _handle(self, message: dict, fds: list[int], request_id: object) -> None:
+        self._reap_forks()  # in case user code replaced our SIGCHLD handler
+        op = message.get("op")
+        if op == "run":
+            reply = self.execute(str(message.get("code", "")))
+            reply["id"] = request_id
+            _wire.send(self.chan, reply)
+            if "exit" in reply:
+                os._exit(0)
+        elif op == "fork" and fds:
+            self.fork(str(message["dir"]), fds[0], request_id)
+        else:
+            _wire.send(self.chan, {"id": request_id, "internal_error": f"unknown request {op!r}"})
+
+    def _internal_error(self, request_id: object, exc: BaseException) -> None:
+        """Tell the host (best effort) and exit: a server that failed once cannot be trusted to reply."""
+        try:
+            detail = _clean(f"{type(exc).__name__}: {exc}")[:500]
+            _wire.send(self.chan, {"id": request_id, "internal_error": detail})
+        finally:
+            os._exit(70)
 
     def execute(self, code: str) -> dict:
         self.cells += 1
         reply: dict = {}
         owner = os.getpid()
+        for stream in (self.out, self.err):
+            stream.reset()  # drop what background threads wrote since the last call
+        sys.stdout, sys.stderr = self.out.text, self.err.text
         try:
             self._exec_cell(code, f"<cell {self.cells}>")
         except SystemExit as exc:
@@ -192,33 +246,61 @@ class Server:
             "memory": isinstance(exc, MemoryError),
         }
 
-    def fork(self, new_dir: str, new_fd: int) -> None:
+    def fork(self, new_dir: str, new_fd: int, request_id: object) -> None:
         """Copy-on-write snapshot: the child continues serving on `new_fd` in its own directory."""
         for stream in (self.out, self.err):
-            stream.collect()  # drop anything pending so the child starts clean
+            stream.reset()  # drop anything pending so the child starts clean
         try:
             pid = os.fork()
         except OSError as exc:  # e.g. the process limit is reached
             os.close(new_fd)
-            _wire.send(self.chan, {"ok": False, "error": f"fork failed: {exc}"})
+            _wire.send(self.chan, {"id": request_id, "ok": False, "error": f"fork failed: {exc}"})
             return
         if pid:
             self.forks.add(pid)
             os.close(new_fd)
-            _wire.send(self.chan, {"ok": True})
+            _wire.send(self.chan, {"id": request_id, "ok": True})
             return
         try:
             self.forks = set()
             self.chan.close()
             self.chan = socket.socket(fileno=new_fd)
             os.setsid()
-            shutil.copytree(self.workdir, new_dir, symlinks=True, dirs_exist_ok=True)
+            copy_tree(self.workdir, new_dir)
             enter_workdir(new_dir)
             self.workdir = new_dir
             self._install_streams()
             self.hello()
-        except BaseException:
-            os._exit(71)
+        except BaseException as exc:
+            try:
+                detail = _clean(f"copying the work directory failed: {type(exc).__name__}: {exc}")[:500]
+                _wire.send(self.chan, {"hello": "failed", "error": detail})
+            finally:
+                os._exit(71)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy a work directory without recursion; FIFOs are recreated, sockets and devices skipped.
+
+    (`shutil.copytree` recurses once per level and blocks forever opening a FIFO.)
+    """
+    stack = [(source, target)]
+    while stack:
+        src, dst = stack.pop()
+        os.makedirs(dst, exist_ok=True)
+        with os.scandir(src) as entries:
+            for entry in entries:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                to = os.path.join(dst, entry.name)
+                if stat.S_ISDIR(mode):
+                    stack.append((entry.path, to))
+                elif stat.S_ISLNK(mode):
+                    os.symlink(os.readlink(entry.path), to)
+                elif stat.S_ISREG(mode):
+                    shutil.copyfile(entry.path, to, follow_symlinks=False)
+                    os.chmod(to, stat.S_IMODE(mode))
+                elif stat.S_ISFIFO(mode):
+                    os.mkfifo(to, stat.S_IMODE(mode))
 
 
 def _flush_quietly() -> None:

@@ -50,13 +50,18 @@ def recv(
     if size > max_bytes:
         raise WireError(f"frame of {size} bytes exceeds the limit of {max_bytes}")
     body = _recv_exact(sock, size, deadline)
+    return decode(body), fds
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The JSON object in a frame body; anything else (bad JSON, too deep, not an object) is a WireError."""
     try:
         message = json.loads(body)
-    except ValueError as exc:
-        raise WireError(f"malformed frame: {exc}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # deep nesting raises RecursionError
+        raise WireError(f"malformed frame: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(message, dict):
         raise WireError("malformed frame: not a JSON object")
-    return message, fds
+    return message
 
 
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
@@ -114,11 +119,7 @@ def recv_credentials(
     (size,) = _HEADER.unpack(data)
     if size > max_bytes:
         raise WireError("malformed credentials frame")
-    body = _recv_exact(sock, size, deadline)
-    try:
-        message = json.loads(body)
-    except ValueError as exc:
-        raise WireError(f"malformed frame: {exc}") from None
-    if pid <= 0 or not isinstance(message, dict):
+    message = decode(_recv_exact(sock, size, deadline))
+    if pid <= 0:
         raise WireError("credentials frame without a valid sender pid")
     return message, pid

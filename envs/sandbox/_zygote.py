@@ -23,14 +23,20 @@ import importlib
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
 
+import _privileges
 import _session
 import _wire
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
+# Each group gets its own mount, PID, network (loopback down), IPC (SysV queues, semaphores, shared
+# memory; abstract Unix sockets live in the network namespace) and UTS namespace.
+_GROUP_NAMESPACES = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
@@ -62,9 +68,9 @@ def _enter_user_namespace(flags: int, uid: int, gid: int) -> None:
             handle.write(text)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(signum: int = signal.SIGKILL) -> None:
     parent = os.getppid()
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(PR_SET_PDEATHSIG, signum)
     if os.getppid() != parent:
         os._exit(0)
 
@@ -92,9 +98,12 @@ def _become_session(chan: socket.socket, request: dict, config: dict) -> None:
     """Turn this process into session S; never returns."""
     try:
         os.setsid()
-        _die_with_parent()
         if config["ns"]:
-            _enter_user_namespace(0, config["uid"], config["gid"])  # no capabilities from here on
+            _enter_user_namespace(0, config["uid"], config["gid"])
+            _privileges.drop_namespace_privileges()  # no capabilities, no new user namespaces
+        elif request.get("ids"):
+            _privileges.drop_to_uid(*request["ids"])  # root host: the host's files become read-only
+        _die_with_parent()  # after the credential changes, which clear the parent-death signal
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _session.enter_workdir(request["dir"])
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -152,13 +161,13 @@ def _keeper_main(chan: socket.socket, fds: list[int], request: dict, config: dic
     """Process C, forked by the zygote for one new session group; never returns."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if len(fds) > 1:  # the host opened `cgroup.procs` of this group's pids cgroup for us
-            os.write(fds[1], b"0")
-            os.close(fds[1])
+        for fd in fds[1:]:  # the host opened `cgroup.procs` of this group's cgroups for us
+            os.write(fd, b"0")
+            os.close(fd)
         if not config["ns"]:
-            _become_session(chan, request, config)
+            _plain_keeper_main(chan, request, config)
         _die_with_parent()
-        _enter_user_namespace(CLONE_NEWNS | CLONE_NEWPID, config["uid"], config["gid"])
+        _enter_user_namespace(_GROUP_NAMESPACES, config["uid"], config["gid"])
         group_fd = os.open(request["group_dir"], os.O_RDONLY | os.O_DIRECTORY)
         init_pid = os.fork()
         if init_pid == 0:
@@ -171,6 +180,74 @@ def _keeper_main(chan: socket.socket, fds: list[int], request: dict, config: dic
     os._exit(0)
 
 
+class _Stop(Exception):
+    """Raised by the SIGTERM handler of a plain keeper: time to kill the group."""
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise _Stop
+
+
+def _plain_keeper_main(chan: socket.socket, request: dict, config: dict) -> None:
+    """Process C without namespaces: a child subreaper, so every process of the group -- setsid and
+    double-fork daemons included -- stays its descendant; on SIGTERM (group closed) or the zygote's
+    death it kills them all. Never returns."""
+    try:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGTERM, _stop)
+        _die_with_parent(signal.SIGTERM)
+        _wire.send_credentials(chan, {"hello": "init"}, os.getpid(), os.getuid(), os.getgid())
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _become_session(chan, request, config)
+        chan.close()
+        while True:
+            os.wait()
+    except ChildProcessError:
+        os._exit(0)
+    except BaseException:
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _kill_children_until_none()
+    os._exit(0)
+
+
+def _kill_children_until_none() -> None:
+    """SIGKILL our children again and again: orphans of killed ones are re-parented to us (subreaper)."""
+    while True:
+        for pid in _children(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(p) for p in handle.read().split()]
+    except OSError:  # no /proc/PID/task/TID/children on this kernel: scan every process's parent
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+_KEEPERS: set[int] = set()  # our children that are group keepers; any other child is an escaped orphan
+
+
 def _reap(_signum: int, _frame: object) -> None:
     while True:
         try:
@@ -179,6 +256,29 @@ def _reap(_signum: int, _frame: object) -> None:
             return
         if pid == 0:
             return
+        _KEEPERS.discard(pid)
+
+
+def _kill_orphans() -> None:
+    """Kill processes re-parented to us (we are a subreaper) that are not keepers: they escaped a
+    group whose keeper was killed (same-uid hosts, isolation "none")."""
+    for pid in _children(os.getpid()):
+        if pid not in _KEEPERS:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _shut_down() -> None:
+    """The host is gone: plain keepers kill their groups on SIGTERM (namespaced groups die with us)."""
+    for pid in list(_KEEPERS):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    _kill_orphans()
+    os._exit(0)
 
 
 def _preload(names: list[str]) -> dict[str, str]:
@@ -204,11 +304,16 @@ def main() -> None:
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     _wire.send(control, {"ready": True, "pid": os.getpid(), "failed": failed})
+    poller = select.poll()  # not select(): the host may hand us a descriptor number above 1024
+    poller.register(control, select.POLLIN)
     while True:
+        if not poller.poll(1000):
+            _kill_orphans()
+            continue
         try:
-            request, fds = _wire.recv(control, max_fds=2)
+            request, fds = _wire.recv(control, max_fds=4)
         except (_wire.WireError, OSError):
-            os._exit(0)
+            _shut_down()
         if request.get("op") != "new" or not fds:
             for fd in fds:
                 os.close(fd)
@@ -227,6 +332,7 @@ def main() -> None:
         for fd in fds[1:]:
             os.close(fd)
         if pid > 0:
+            _KEEPERS.add(pid)
             _wire.send(control, {"ok": True})
 
 

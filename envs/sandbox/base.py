@@ -4,12 +4,39 @@ A *session* is a stateful Python interpreter: variables defined by one `run` are
 like notebook cells. Every outcome of running code -- success, exception, timeout, memory limit,
 crash -- is reported as an `ExecResult`; `run` never raises into the caller, so an environment can
 turn any model output into an observation.
+
+Backends are found by name through `SANDBOX_BACKENDS` (a `toolgym.registry.Registry`): the built-in
+modules register their classes with `@SANDBOX_BACKENDS.register("name")`, a third-party package adds
+one through the entry-point group `toolgym.sandbox_backends`. `make_sandbox(name, **options)` in the
+package looks names up there.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from toolgym.registry import Registry
+
+SANDBOX_BACKENDS: Registry[Any] = Registry(
+    "sandbox backend",
+    builtins=[
+        "toolgym.envs.sandbox.local",
+        "toolgym.envs.sandbox.subproc",
+        "toolgym.envs.sandbox.e2b_backend",
+    ],
+    entry_points="toolgym.sandbox_backends",
+    hint="Add one with @SANDBOX_BACKENDS.register(name) (toolgym.envs.sandbox.base) or the "
+    "entry-point group 'toolgym.sandbox_backends'.",
+)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (could not start, fork or reach a session), not the model's code.
+
+    The only error `new_session()`, `fork()` and `SessionPool.acquire()` raise; the message says
+    what failed and what to do. Code that runs in a session never raises it: see `ExecResult`.
+    """
 
 
 @dataclass

@@ -14,7 +14,8 @@ import os
 import time
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult
+from toolgym.envs.sandbox._isolation import IsolationReport
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 _INSTALL_HINT = "the e2b backend needs the e2b extra: pip install 'toolgym[e2b]'"
@@ -112,12 +113,20 @@ class E2BSession:
         self._kill()
 
 
+@SANDBOX_BACKENDS.register("e2b")
 class E2BBackend:
     """Creates E2B sandboxes; `template` and other options go to `Sandbox.create`."""
 
     name = "e2b"
     stateful = True
     isolation = "e2b"
+
+    @property
+    def isolation_report(self) -> IsolationReport:
+        return IsolationReport(backend=self.name, requested="e2b", mode="e2b", fallback_reason=None,
+                               filesystem="a remote Firecracker micro-VM per session (nothing of this host)",
+                               namespaces=("vm",), capabilities="inside the VM only", memory_cgroup=False,
+                               pids_cgroup=False, workdir_quota=False)
 
     def __init__(
         self,

@@ -22,6 +22,11 @@ class SandboxLimits:
     max_file_bytes: int | None = 64 << 20  # RLIMIT_FSIZE: largest file a session may write
     max_open_files: int | None = 256  # RLIMIT_NOFILE
     max_output_bytes: int = 64 << 10  # per stream (stdout, stderr) per call; the rest is dropped
+    # memory cgroup of one session group (its processes, their children, its forks, and the memfd,
+    # tmpfs and shared-memory pages they hold); only where the host lets us create cgroups (root)
+    group_memory_bytes: int | None = 4 << 30
+    workdir_bytes: int | None = 512 << 20  # work-dir tmpfs of a group, shared by its forks (root hosts)
+    workdir_files: int | None = 100_000  # inodes (files + directories) of that tmpfs
 
     def __post_init__(self) -> None:
         if self.timeout is None or self.timeout <= 0:
@@ -30,7 +35,8 @@ class SandboxLimits:
             )
         if self.max_output_bytes < 64:
             raise ValueError(f"SandboxLimits.max_output_bytes must be >= 64, got {self.max_output_bytes!r}")
-        for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes", "max_open_files"):
+        for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes", "max_open_files",
+                     "group_memory_bytes", "workdir_bytes", "workdir_files"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"SandboxLimits.{name} must be a positive integer or None, got {value!r}")

@@ -8,28 +8,25 @@ reports `state_lost=True` again, so an environment can tell the model its variab
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from toolgym.envs.sandbox import _wire
-from toolgym.envs.sandbox.base import ExecResult
-
-if TYPE_CHECKING:
-    from toolgym.envs.sandbox.local import LocalBackend, _Proc
+from toolgym.envs.sandbox import _reply, _wire
+from toolgym.envs.sandbox._proc import Proc, SessionHost, exited
+from toolgym.envs.sandbox.base import ExecResult, SandboxError
 
 
 class LocalSession:
     """A stateful interpreter. One caller at a time (use SessionPool to share across threads)."""
 
-    def __init__(self, backend: LocalBackend, proc: _Proc) -> None:
+    def __init__(self, backend: SessionHost, proc: Proc) -> None:
         self._backend = backend
-        self._proc: _Proc | None = proc
+        self._proc: Proc | None = proc
         self._lost = False  # the interpreter died; the next run starts a fresh one
         self._closed = False
 
     @property
     def alive(self) -> bool:
         """True while the interpreter process is running (False after a timeout or crash)."""
-        return self._proc is not None and not self._closed and not _exited_proc(self._proc)
+        return self._proc is not None and not self._closed and not exited(self._proc.pidfd)
 
     @property
     def pid(self) -> int | None:
@@ -44,13 +41,15 @@ class LocalSession:
     def run(self, code: str, timeout: float | None = None) -> ExecResult:
         """Execute `code`; variables persist across calls. Never raises (except on a closed session)."""
         if self._closed:
-            raise RuntimeError("this session is closed; get a new one with backend.new_session()")
+            raise SandboxError("this session is closed; get a new one with backend.new_session()")
         timeout = self._backend.limits.timeout if timeout is None else float(timeout)
         start = time.monotonic()
+        if self._proc is not None and exited(self._proc.pidfd):
+            self._die()  # it died between calls (a thread called os._exit, an outside kill): restart now
         restarted = self._proc is None
         if restarted:
             try:
-                self._proc = self._backend._spawn()
+                self._proc = self._backend.spawn_proc()
             except Exception as exc:
                 return ExecResult(
                     crashed=True,
@@ -68,10 +67,11 @@ class LocalSession:
         proc = self._proc
         assert proc is not None
         cap = self._backend.limits.max_output_bytes
+        request_id = _reply.new_id()
         try:
-            proc.sock.settimeout(timeout)
-            _wire.send(proc.sock, {"op": "run", "code": code})
-            reply, _ = _wire.recv(proc.sock, max_bytes=32 * cap + (1 << 20), deadline=start + timeout)
+            _wire.send(proc.sock, {"op": "run", "id": request_id, "code": code})
+            reply = _reply.receive(proc.sock, request_id, start + timeout, max_bytes=32 * cap + (1 << 20))
+            result = _reply.to_result(reply, cap, time.monotonic() - start)
         except TimeoutError:
             self._die()
             return ExecResult(
@@ -81,50 +81,44 @@ class LocalSession:
                 error_message=f"the code ran longer than {timeout:g} s; the interpreter was "
                 "killed and its variables are lost",
             )
-        except (_wire.WireError, OSError) as exc:
+        except Exception as exc:  # WireError, ProtocolError, OSError: the interpreter is gone or untrusted
+            exited(proc.pidfd, timeout=0.05)  # let the OOM killer's count settle
+            memory = self._backend.memory_killed(proc)
             self._die()
             return ExecResult(
                 crashed=True,
+                memory_exceeded=memory,
                 state_lost=True,
                 duration=time.monotonic() - start,
-                error_message=f"the interpreter died ({exc}); its variables are lost",
+                error_message=f"the interpreter died or broke the protocol ({_reply.clean(str(exc))[:300]}); "
+                "it was killed and its variables are lost",
             )
-        result = ExecResult(
-            stdout=str(reply.get("stdout", "")),
-            stderr=str(reply.get("stderr", "")),
-            error_type=reply.get("error_type"),
-            error_message=reply.get("error_message"),
-            traceback=reply.get("traceback"),
-            memory_exceeded=bool(reply.get("memory")),
-            output_truncated=bool(reply.get("truncated")),
-            duration=time.monotonic() - start,
-        )
         if "exit" in reply:
             self._die()
             result.crashed = result.state_lost = True
             result.error_type = "SystemExit"
-            result.error_message = (
-                f"the code called sys.exit({reply['exit']}); the interpreter exited; its variables are lost"
-            )
+            result.error_message = (f"the code called sys.exit({_reply.clean(reply['exit'])[:200]}); the "
+                                    "interpreter exited; its variables are lost")
         return result
 
     def fork(self) -> LocalSession:
         """A copy-on-write snapshot of this session (variables, imports, a copy of its directory)."""
         if self._closed:
-            raise RuntimeError("cannot fork a closed session")
+            raise SandboxError("cannot fork a closed session; fork it before closing it")
+        if self._proc is not None and exited(self._proc.pidfd):
+            self._die()  # it died since its last call: there is no state to copy
         if self._proc is None:  # nothing to copy: the state was already lost
-            child = LocalSession(self._backend, self._backend._spawn())
+            child = LocalSession(self._backend, self._backend.spawn_proc())
             child._lost = True
         else:
-            proc = self._backend._fork(self._proc, time.monotonic() + 30.0)
+            proc = self._backend.fork_proc(self._proc, time.monotonic() + 30.0)
             child = LocalSession(self._backend, proc)
-        with self._backend._lock:
-            self._backend._sessions.add(child)
+        self._backend.adopt(child)
         return child
 
     def _die(self) -> None:
         if self._proc is not None:
-            self._backend._kill(self._proc)
+            self._backend.kill_proc(self._proc)
             self._proc = None
             self._lost = True
 
@@ -134,9 +128,9 @@ class LocalSession:
             return
         self._closed = True
         if self._proc is not None:
-            self._backend._kill(self._proc)
+            self._backend.kill_proc(self._proc)
             self._proc = None
-        self._backend._forget(self)
+        self._backend.forget(self)
 
     def __enter__(self) -> LocalSession:
         return self
@@ -150,8 +144,3 @@ class LocalSession:
         except Exception:
             pass
 
-
-def _exited_proc(proc: _Proc) -> bool:
-    from toolgym.envs.sandbox.local import _exited
-
-    return _exited(proc.pidfd)

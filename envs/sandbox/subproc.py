@@ -19,7 +19,8 @@ import tempfile
 import time
 from typing import Any
 
-from toolgym.envs.sandbox.base import ExecResult
+from toolgym.envs.sandbox._isolation import IsolationReport
+from toolgym.envs.sandbox.base import SANDBOX_BACKENDS, ExecResult
 from toolgym.envs.sandbox.limits import SandboxLimits
 
 _ERROR_PREFIX = "Traceback (most recent call last):"
@@ -81,6 +82,7 @@ class SubprocessSession:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+@SANDBOX_BACKENDS.register("subprocess")
 class SubprocessBackend:
     """Sessions that start a new interpreter per call (the baseline)."""
 
@@ -111,6 +113,16 @@ class SubprocessBackend:
         }
         env.update(self._extra_env)
         return env
+
+    @property
+    def isolation_report(self) -> IsolationReport:
+        """No namespaces, no privilege drop: the rlimits, the private directory and the timeout."""
+        root = os.geteuid() == 0
+        return IsolationReport(backend=self.name, requested="none", mode="none", fallback_reason=None,
+                               filesystem="host file system with your user's permissions"
+                               + (" (root: writable everywhere)" if root else ""),
+                               namespaces=(), capabilities="all of root's" if root else "those of your user",
+                               memory_cgroup=False, pids_cgroup=False, workdir_quota=False)
 
     def new_session(self) -> SubprocessSession:
         return SubprocessSession(self)

@@ -1,9 +1,10 @@
 """`toolgym doctor`: check the installation and run a one-second sandbox self-test.
 
 Prints the versions of the key dependencies (from package metadata, without importing them),
-whether a GPU, vllm, an E2B key and bubblewrap isolation are available, then runs the local
-sandbox: state persists across calls, a timeout kills the code and the next call works, fork()
-copies state. With `--model PATH` it also checks the model's chat template for token-faithful
+whether a GPU, vllm, an E2B key and bubblewrap isolation are available, prints the isolation the
+local sandbox actually obtains here (namespaces, capabilities, cgroups, work-dir quota), then runs
+it: state persists across calls, a timeout kills the code and the next call works, fork() copies
+state. With `--model PATH` it also checks the model's chat template for token-faithful
 multi-turn rollouts. Exit status 1 when something the default path needs is broken (a core
 dependency missing, the sandbox self-test failing, or a requested --model check failing).
 """
@@ -89,12 +90,15 @@ def _check_sandbox(isolation: str) -> list[str]:
 
 
 def _sandbox_self_test(isolation: str) -> tuple[list[str], str]:
-    from toolgym.envs.sandbox import make_sandbox
+    from toolgym.envs.sandbox import describe_isolation, make_sandbox
 
     start = time.monotonic()
     failures: list[str] = []
     backend = make_sandbox("local", isolation=isolation, limits={"timeout": 10.0})
     try:
+        report = describe_isolation(backend)  # what sessions actually get here, printed before the test
+        weak = report.fallback_reason is not None or report.mode == "none"
+        _line("isolation obtained", report.summary, "WARN" if weak else "ok")
         session = backend.new_session()
         session.run("x = 20")
         if session.run("x * 2 + 2").stdout != "42\n":

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, Session
+from toolgym.envs.sandbox.base import ExecResult, SandboxBackend, SandboxError, Session
 
 # Released sessions waiting for the background closer; past this, release() closes synchronously.
 MAX_CLOSE_BACKLOG = 32
@@ -36,20 +36,20 @@ class SessionPool:
         self._closer: threading.Thread | None = None
         self._closed = False
         self.replaced = 0  # sessions found dead in the pool and replaced (crash, external kill)
-        self.errors: list[str] = []  # why the fill thread failed to start sessions, most recent last
+        self.errors: list[str] = []  # why sessions failed to start or close (background), most recent last
 
     def start(self) -> None:
         """Start warming sessions now (otherwise the first `acquire()` starts it)."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("this SessionPool is closed")
+                raise SandboxError("this SessionPool is closed; create a new SessionPool")
             self._ensure_worker()
 
     def acquire(self) -> Session:
         """A fresh session for exclusive use; from the warm set when one is ready."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("this SessionPool is closed")
+                raise SandboxError("this SessionPool is closed; create a new SessionPool")
             self._ensure_worker()
             while self._ready:
                 session = self._ready.popleft()
@@ -156,6 +156,9 @@ class SessionPool:
             for session in to_close:
                 try:
                     session.close()
+                except Exception as exc:  # the closer thread must survive whatever one session did
+                    with self._cond:
+                        self.errors = [*self.errors[-9:], f"closing a session: {type(exc).__name__}: {exc}"]
                 finally:
                     with self._cond:
                         self._closing -= 1
