@@ -110,3 +110,18 @@ def test_length_stages_cap_the_rollouts_from_the_step_their_stage_starts(tmp_pat
     for r, cap in zip(steps, (3, 7), strict=True):
         assert r["rollout/tokens"] <= cap * r["rollout/episodes"]
     assert steps[0]["rollout/truncated_frac"] == 1.0  # 3 tokens end every episode of the short stage
+
+
+def test_training_prints_and_records_the_sandbox_isolation_it_got(tmp_path: Path, capsys) -> None:
+    from toolgym.envs.sandbox import make_sandbox
+
+    cfg = load_config(None, [
+        "rollout.prompts_per_step=1", "rollout.group_size=2", "rollout.sandbox_pool=1", "rollout.max_turns=1",
+        "sampling.max_new_tokens=4", "rollout.filter_zero_variance=false", "eval.problems=0", "run.steps=1",
+        "run.progress=false", "run.ray=off", "curriculum.scheduler=uniform", "run.tasks=[toolgym/arith-v0]",
+        "model.tiny={hidden_size: 32, intermediate_size: 64, num_layers: 1, num_heads: 2, num_kv_heads: 1}"])
+    fit(cfg, tmp_path)
+    report = json.loads((tmp_path / "sandbox.json").read_text())
+    expected = make_sandbox("local").isolation  # "bwrap" where bubblewrap works, else "none"
+    assert report["backend"] == "local" and report["mode"] == expected
+    assert report["summary"] in capsys.readouterr().err  # printed at start-up

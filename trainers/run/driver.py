@@ -45,6 +45,7 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
     metrics: dict[str, Any] = {}
     try:
         run.pool = make_pool(run.model_path, cfg)
+        record_isolation(run, say=progress.write)
         start: dict[str, Any] = probe_curriculum(run, say=progress.write) if run.step == 0 else {}
         if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
             evals[0] = evaluate(run)
@@ -131,6 +132,15 @@ def evaluate(run: RunState) -> dict[str, Any]:
 def eval_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {f"eval/{k}": float(v) for k, v in result["overall"].items()
             if k.startswith("pass@") and v is not None}
+
+
+def record_isolation(run: RunState, say: Any = print) -> dict[str, Any]:
+    """Print the sandbox isolation the rollout workers obtained and record it in RUN_DIR/sandbox.json
+    (so a run says whether model code ran under bubblewrap or, after a fallback, without it)."""
+    report = run.pool.sandbox_isolation()
+    (run.run_dir / "sandbox.json").write_text(json.dumps(report, indent=1))
+    say(report["summary"])
+    return report
 
 
 def out_of_time(run: RunState) -> bool:

@@ -34,6 +34,8 @@ class RolloutPool(Protocol):
 
     def peak_rss_mb(self) -> list[float]: ...
 
+    def sandbox_isolation(self) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -79,6 +81,9 @@ class LocalPool:
 
     def peak_rss_mb(self) -> list[float]:
         return []  # the worker lives in the driver process, whose peak is measured there
+
+    def sandbox_isolation(self) -> dict[str, Any]:
+        return self.worker.sandbox_isolation()
 
     def close(self) -> None:
         self.worker.close()
@@ -147,6 +152,10 @@ class RayPool:
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
         ref = self.actors[0].evaluate.remote(**kwargs)
         return self._get_with_retry(0, ref, lambda a: a.evaluate.remote(**kwargs), 0)
+
+    def sandbox_isolation(self) -> dict[str, Any]:
+        """Worker 0's sandbox isolation (every worker runs the same backend on its own node)."""
+        return self.ray.get(self.actors[0].sandbox_isolation.remote())
 
     def peak_rss_mb(self) -> list[float]:
         """Peak resident memory of each actor process (MiB)."""

@@ -110,6 +110,12 @@ class RolloutWorker:
                             env_kwargs=env_kwargs(self.cfg), sandbox=self.sandbox, progress=False,
                             task_kwargs=task_kwargs(self.cfg))
 
+    def sandbox_isolation(self) -> dict[str, Any]:
+        """The isolation this worker's sandbox actually obtained (`IsolationReport.to_dict()`)."""
+        from toolgym.envs.sandbox import describe_isolation
+
+        return describe_isolation(getattr(self.sandbox, "backend", self.sandbox)).to_dict()
+
     def update_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.engine.update_weights(state)
 
