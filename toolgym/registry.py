@@ -8,8 +8,9 @@ this class so that they behave the same way for users:
   import order); registering the very same object again is a no-op;
 - an unknown name raises `UnknownNameError`, naming the closest registered names first;
 - built-ins are found without a hand-kept list: `builtins` names modules, or a package pattern
-  `"pkg.prefix*"` meaning every module of `pkg` whose name starts with `prefix`, imported on first
-  lookup so that `import toolgym` stays light;
+  `"pkg.prefix*"` meaning every public module of `pkg` whose name starts with `prefix` (`"pkg.*"`:
+  every public module; names starting with "_" are private and skipped), imported on first lookup so
+  that `import toolgym` stays light;
 - third-party packages register from their own distribution through an entry-point group
   (`[project.entry-points."toolgym.schedulers"] my-sched = "my_pkg.sched:MyScheduler"`): the entry
   point's object is registered under its name (or, when it is a module, importing it is enough).
@@ -185,7 +186,8 @@ def _expand(builtins: Sequence[str]) -> list[str]:
             continue
         package_name, _, prefix = item[:-1].rpartition(".")
         package = importlib.import_module(package_name)
-        found = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith(prefix))
+        found = sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                       if m.name.startswith(prefix) and not m.name.startswith("_"))
         modules += [f"{package_name}.{name}" for name in found]
     return modules
 
