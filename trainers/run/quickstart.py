@@ -119,7 +119,9 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
     demo_s = time.monotonic() - started
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
-    tool_demos = [e for e in demos if e.tool_calls > 0]
+    # the teacher's solved demos (with the tool, or answering directly where a task's reference is the
+    # answer itself, as code tasks' are); the guesses always score 0, so success tells them apart
+    tool_demos = [e for e in demos if e.success]
     phases = [(tool_demos, dataclasses.replace(cfg.sft, only_success=False))]
     if len(tool_demos) < len(demos) and cfg.sft.guess_steps:
         # continue at the floor of the first phase's cosine, on the whole mix (tool demos + guesses)
