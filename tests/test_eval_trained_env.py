@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
-from toolgym.cli import main
-from toolgym.commands._trained import parse_env_overrides, resolve_model, trained_env
 from toolgym.trainers.config import load_config
 from toolgym.trainers.run.driver import fit
+
+from toolgym.cli import main
+from toolgym.commands._trained import parse_env_overrides, resolve_model, trained_env
 
 PROMPT = "Run Python in a ```python block; give the result as <answer>N</answer>."
 TINY = ["rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.sandbox_pool=2",
@@ -55,8 +56,8 @@ def test_cli_eval_of_a_checkpoint_equals_the_trainings_own_heldout_eval(run_dir:
     assert ours["overall"]["episodes"] == 3
 
     # the environments' defaults (what `eval` used before) are a different evaluation
-    assert main(["eval", "--model", str(run_dir), "--no-train-env", "--temperature", "0", "-n", "1", "-k", "1",
-                 "--num-problems", "3", "--max-tokens", "10", "--out", str(tmp_path / "d"),
+    assert main(["eval", "--model", str(run_dir), "--no-train-env", "--temperature", "0", "-n", "1",
+                 "-k", "1", "--num-problems", "3", "--max-tokens", "10", "--out", str(tmp_path / "d"),
                  "--no-progress"]) == 0
     default = json.loads((tmp_path / "d" / "results.json").read_text())
     assert default["config"]["env"] == {} and default["overall"] != training["overall"]
