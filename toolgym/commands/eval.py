@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "tokenizer renders the prompts (default: the served name)")
     parser.add_argument("--token-ids", action="store_true",
                         help="openai: ask the server for token ids (vLLM / toolgym serve extension)")
+    parser.add_argument("--keep-episodes", action="store_true",
+                        help="also write every episode's transcript to OUT/episodes.jsonl")
+    parser.add_argument("--fail-on-error", choices=["infra", "any", "never"], default="infra",
+                        help="exit 1 when episodes failed: infra = the engine or endpoint failed (e.g. "
+                             "refused connections), any = any episode error (sandbox, verifier too), "
+                             "never = report only")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -167,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(policy, tokenizer, setup["tasks"], split=args.split, n=args.n, ks=ks,
                           num_problems=setup["num_problems"], sampling=sampling,
                           env_kwargs=setup["env_kwargs"],
-                          task_kwargs=setup["task_kwargs"], progress=not args.no_progress)
+                          task_kwargs=setup["task_kwargs"], progress=not args.no_progress,
+                          keep_episodes=args.keep_episodes)
     except (LookupError, ValueError) as exc:
         print(f"toolgym eval: {exc}", file=sys.stderr)
         return 2
@@ -178,5 +185,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     json_path, _ = write_report(result, out)
     print(markdown_table(result))
-    print(f"results: {json_path} and {out / 'results.md'}")
-    return 0
+    print(f"results: {json_path} and {out / 'results.md'}"
+          + (f"; transcripts: {out / 'episodes.jsonl'}" if args.keep_episodes else ""))
+    return failure_status(result, args.fail_on_error)
+
+
+def failure_status(result: dict[str, Any], policy: str) -> int:
+    """1 (with the errors on stderr) when the failed episodes are ones `--fail-on-error` does not accept."""
+    overall = result["overall"]
+    failed = {"infra": overall["infrastructure_errors"], "any": overall["errors"], "never": 0}[policy]
+    if not failed:
+        return 0
+    first = "\n".join(f"  {e['task_id']} #{e['index']} (x{e['count']}): {e['error']}"
+                      for e in result["errors"])
+    what = "could not be run (the engine or endpoint failed)" if policy == "infra" else "failed"
+    print(f"toolgym eval: {failed} of {overall['episodes']} episodes {what}; the scores above are not the "
+          f"model's. First errors:\n{first}\n(--fail-on-error never reports them and exits 0)",
+          file=sys.stderr)
+    return 1
