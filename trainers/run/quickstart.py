@@ -214,6 +214,7 @@ def measured_summary(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
         "heldout_pass1_rl": last["overall"]["pass@1"] if last else None,
         "rl_steps": result["step"],
         "heldout_problems": (first or last or {"overall": {"problems": 0}})["overall"]["problems"],
+        "heldout_tasks": (first or last or {"config": {"tasks": []}})["config"]["tasks"],
     }
     if result["interrupted"]:
         out["interrupted_at_step"] = result["step"]  # no final eval: resume with --resume
