@@ -95,3 +95,19 @@ def test_print_config_prints_the_resolved_config_and_exits(tmp_path: Path, capsy
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["optimizer"]["lr"] == 3e-4 and cfg["run"]["tasks"] == ["toolgym/arith-v0"]
     assert not (tmp_path / "r").exists()
+
+
+def test_demo_turns_longer_than_max_new_tokens_warn(tmp_path: Path) -> None:
+    import pytest
+    from toolgym.agents.episode import Episode, longest_turn
+    from toolgym.trainers.run.quickstart import warn_long_turns
+
+    ep = Episode("t", 0, "train", "g", response_ids=[1] * 7, loss_mask=[1, 1, 0, 1, 1, 1, 0],
+                 logprobs=[0.0] * 7)
+    assert longest_turn(ep) == 3 and warn_long_turns([ep], 3) == 0
+    with pytest.warns(UserWarning, match=r"longer than sampling.max_new_tokens=2 \(longest: 3 tokens\)"):
+        assert warn_long_turns([ep], 2) == 1
+    # the quickstart's real teacher demos, with a turn limit they do not fit
+    with pytest.warns(UserWarning, match="warm-start demos have an assistant turn longer"):
+        assert main([*TRAIN, "run.steps=1", "sampling.max_new_tokens=4", "eval.problems=1",
+                     "--output", str(tmp_path / "r")]) == 0

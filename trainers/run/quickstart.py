@@ -25,6 +25,7 @@ import dataclasses
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,23 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
     return solved + guesses
 
 
+def warn_long_turns(demos: list[Any], max_new_tokens: int) -> int:
+    """Warn when demo turns are longer than RL may sample (SFT would learn turns RL truncates);
+    returns how many demos have such a turn."""
+    from toolgym.agents.episode import longest_turn
+
+    lengths = [longest_turn(e) for e in demos]
+    long = sum(n > max_new_tokens for n in lengths)
+    if long:
+        warnings.warn(f"{long} of {len(demos)} warm-start demos have an assistant turn longer than "
+                      f"sampling.max_new_tokens={max_new_tokens} (longest: {max(lengths)} tokens): the warm "
+                      "start learns turns that RL and the held-out eval cut off. Raise "
+                      f"sampling.max_new_tokens to at least {max(lengths)} or shorten the family's "
+                      "reference turns.",
+                      UserWarning, stacklevel=2)
+    return long
+
+
 def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, dict[str, Any]]:
     """Build the tiny model, write the demos, SFT; returns the warm model dir and SFT figures.
 
@@ -126,6 +144,7 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
         write_jsonl(demos, run_dir / "demos.jsonl.tmp")
         (run_dir / "demos.jsonl.tmp").rename(demos_path)
     demo_s = time.monotonic() - started
+    warn_long_turns(demos, cfg.sampling.max_new_tokens)
     (run_dir / "sft_metrics.jsonl").unlink(missing_ok=True)  # SFT (re)starts from its first step
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
