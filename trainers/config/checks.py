@@ -23,6 +23,7 @@ family's own check) fails before any model is loaded.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from toolgym.trainers.algo.advantages import ADVANTAGES
@@ -114,6 +115,30 @@ def check_recipe(cfg: TrainConfig) -> None:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"curriculum: {exc}") from exc
     check_task_options(cfg)
+    check_env_settings(cfg)
 
 
-__all__ = ["check_names", "check_recipe", "check_task_options", "run_task_ids", "task_ids", "task_kwargs"]
+def check_env_settings(cfg: TrainConfig) -> None:
+    """The environment settings of `rollout` (limits, tool format, `rollout.env`) make a valid EnvConfig,
+    before any demo or rollout is generated; errors name the key (`rollout.env.<key>`) and the fields."""
+    from toolgym.envs.config import EnvConfig
+
+    known = EnvConfig.field_names()
+    unknown = [k for k in cfg.rollout.env if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"rollout.env.{unknown[0]}: not an environment setting.{hint} "
+                          f"Known: {', '.join(known)}")
+    r = cfg.rollout
+    settings: dict[str, Any] = {"max_turns": r.max_turns, "max_tool_calls": r.max_tool_calls}
+    if cfg.rollout.tool_format:
+        settings["tool_format"] = cfg.rollout.tool_format
+    try:
+        EnvConfig(**{**settings, **cfg.rollout.env})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"rollout: {exc}") from exc
+
+
+__all__ = ["check_env_settings", "check_names", "check_recipe", "check_task_options", "run_task_ids",
+           "task_ids", "task_kwargs"]
