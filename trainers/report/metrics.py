@@ -52,6 +52,7 @@ METRICS: dict[str, str] = {
     "actor/entropy_coef": "adaptive entropy coefficient in use (0 when off)",
     "curriculum/stage": "curriculum stage (potential scheduler: 1..S)",
     "curriculum/active_units": "units the scheduler is currently drawing from",
+    "curriculum/mean_potential": "mean improvement potential 4p(1-p) of the measured active units",
     "curriculum/unit_potentials": "list: improvement potential 4p(1-p) of each measured active unit "
                                   "(report: distribution per stage)",
     "eval/pass@1": "held-out pass@1 over all evaluated tasks (also eval/pass@k for each k)",

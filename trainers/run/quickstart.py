@@ -253,9 +253,11 @@ def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     ax.plot([r["step"] for r in train], [r["reward/mean"] for r in train], label="train reward (mean)")
     ax.plot([r["step"] for r in train], [r["success/rate"] for r in train], label="train pass rate")
-    ax.plot([r["step"] for r in evals], [r["eval/pass@1"] for r in evals], "o-", label="held-out pass@1")
+    ax.plot([r["step"] for r in evals], [r["eval/pass@1"] for r in evals], "o",
+            label="held-out pass@1 (measured)")
     ax.set_xlabel("RL step")
-    ax.set_title(f"quickstart: held-out pass@1 {_figure(summary['heldout_pass1_warm'])} (warm start) -> "
+    tasks = ", ".join(summary.get("heldout_tasks") or []) or "quickstart"
+    ax.set_title(f"{tasks}: held-out pass@1 {_figure(summary['heldout_pass1_warm'])} (warm start) -> "
                  f"{_figure(summary['heldout_pass1_rl'])} (after RL)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
