@@ -83,6 +83,15 @@ class Episode:
         return cls(**data)
 
 
+def longest_turn(episode: Episode) -> int:
+    """Tokens of the episode's longest policy turn (the longest run of loss_mask 1s)."""
+    longest = run = 0
+    for bit in episode.loss_mask:
+        run = run + 1 if bit else 0
+        longest = max(longest, run)
+    return longest
+
+
 def write_jsonl(episodes: Iterable[Episode], path: str | Path, append: bool = False) -> int:
     """Write one JSON object per line; return the number written."""
     n = 0

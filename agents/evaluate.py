@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.agents.engine import SamplingParams
-from toolgym.agents.episode import Episode
+from toolgym.agents.episode import Episode, write_jsonl
 from toolgym.agents.rollout import RolloutRunner
 from toolgym.envs import registry
 from toolgym.envs.types import TaskRequest
@@ -47,8 +47,36 @@ def resolve_tasks(tasks: str | Sequence[str], split: str) -> list[str]:
     if isinstance(tasks, str):
         if tasks in registry.list_suites():
             return list(registry.suite_tasks(tasks, split))
-        return [registry.task_spec(tasks).id]
-    return [registry.task_spec(t).id for t in tasks]
+        tasks = [tasks]
+    ids = [registry.task_spec(t).id for t in tasks]
+    for task_id in ids:
+        splits = registry.task_splits(task_id)
+        if split not in splits:
+            raise ValueError(f"task {task_id!r} has no split {split!r}; its splits: {', '.join(splits)}")
+    return ids
+
+
+INFRASTRUCTURE = "engine: "  # the rollout's prefix for an engine failure (endpoint down, server error)
+
+
+def is_infrastructure_error(error: str | None) -> bool:
+    """An episode error that says nothing about the model: the engine (or endpoint) failed."""
+    return bool(error) and INFRASTRUCTURE in error
+
+
+def first_errors(episodes: Iterable[Episode], limit: int = 5) -> list[dict[str, Any]]:
+    """The first `limit` distinct episode error texts, each with where it happened and how often."""
+    seen: dict[str, dict[str, Any]] = {}
+    for ep in episodes:
+        if ep.finish_reason != "error":
+            continue
+        text = ep.error or "failed (no error text)"
+        if text in seen:
+            seen[text]["count"] += 1
+        elif len(seen) < limit:
+            seen[text] = {"task_id": ep.task_id, "index": ep.index, "error": text, "count": 1,
+                          "infrastructure": is_infrastructure_error(text)}
+    return list(seen.values())
 
 
 def summarize(episodes: Iterable[Episode], ks: Sequence[int] = (1,)) -> dict[str, Any]:
@@ -71,6 +99,9 @@ def summarize(episodes: Iterable[Episode], ks: Sequence[int] = (1,)) -> dict[str
         "avg_tool_calls": calls / count,
         "tool_error_rate": sum(e.tool_errors for e in episodes) / calls if calls else 0.0,
         "finish_reasons": dict(Counter(e.finish_reason for e in episodes)),
+        "errors": sum(e.finish_reason == "error" for e in episodes),
+        "infrastructure_errors": sum(e.finish_reason == "error" and is_infrastructure_error(e.error)
+                                     for e in episodes),
     })
     return out
 
@@ -82,15 +113,17 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
              keep_episodes: bool = False,
              task_kwargs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Roll out `n` samples of the first `num_problems` instances of each task's `split`; return
-    {"config", "overall", "per_task"} (and "episodes" when `keep_episodes`). `task_kwargs`: task id ->
-    extra `make` kwargs for that task only (family options, e.g. {"toolgym/code-v0": {"reward": "hard"}})."""
+    {"config", "overall", "per_task", "errors"} (and "episodes" when `keep_episodes`); "errors" lists
+    the first distinct episode error texts (an errored episode is data, but never silently a 0.0).
+    `task_kwargs`: task id -> extra `make` kwargs for that task only (family options, e.g.
+    {"toolgym/code-v0": {"reward": "hard"}})."""
     task_ids = resolve_tasks(tasks, split)
     ks = sorted({k for k in ks if 1 <= k <= n}) or [1]
     requests = [TaskRequest(t, i, split) for t in task_ids for i in range(_count(t, split, num_problems))]
     bar = _progress(len(requests) * n, progress)
     runner = RolloutRunner(policy, tokenizer, group_size=n, sampling=sampling, env_kwargs=env_kwargs,
                            sandbox=sandbox, max_inflight=max_inflight, on_episode=bar.update_episode,
-                           task_kwargs=task_kwargs)
+                           task_kwargs=task_kwargs, keep_messages=keep_episodes)
     try:
         episodes = runner.run(requests)
     finally:
@@ -104,6 +137,7 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
                    "sampling": asdict(sampling or SamplingParams())},
         "overall": summarize(episodes, ks),
         "per_task": {t: summarize(by_task[t], ks) for t in task_ids},
+        "errors": first_errors(episodes),
     }
     if keep_episodes:
         result["episodes"] = episodes
@@ -129,6 +163,11 @@ def markdown_table(result: dict[str, Any]) -> str:
                  _fmt(s["avg_turns"], 2), _fmt(s["avg_tool_calls"], 2), _fmt(s["tool_error_rate"]),
                  ", ".join(f"{r}: {c}" for r, c in sorted(s["finish_reasons"].items()))]
         lines.append("| " + " | ".join(cells) + " |")
+    errors = result.get("errors") or []
+    if errors:
+        lines += ["", f"**{result['overall'].get('errors', len(errors))} episode(s) failed** (finish reason "
+                  "`error`, scored 0); first errors:"]
+        lines += [f"- {e['task_id']} #{e['index']} (x{e['count']}): {e['error']}" for e in errors]
     return "\n".join(lines) + "\n"
 
 
@@ -140,6 +179,8 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pat
     json_path, md_path = out / "results.json", out / "results.md"
     json_path.write_text(json.dumps(serialisable, indent=2) + "\n")
     md_path.write_text(markdown_table(result))
+    if "episodes" in result:  # the transcripts, one Episode per line (toolgym.agents.episode.read_jsonl)
+        write_jsonl(result["episodes"], out / "episodes.jsonl")
     return json_path, md_path
 
 

@@ -18,6 +18,8 @@ memory; results come back in the caller's order.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -143,8 +145,8 @@ class HFEngine:
                 alive = [alive[b] for b in keep]
             mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)  # [b, W + t]
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
-                             past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+                             use_cache=True, **cache_kwarg(self.model, cache))
+            cache, logits = output_cache(out), out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         return [self._finish(tokens[i], logps[i], *finish[i]) for i in range(len(prompts))]
 
@@ -177,9 +179,9 @@ class HFEngine:
             for layer, (k, v) in enumerate(assemble([kv for _, kv in taken], cached, width_c, like)):
                 past.update(k, v, layer)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos[:, width_c:],
-                         past_key_values=past, use_cache=True,
+                         use_cache=True, **cache_kwarg(self.model, past),
                          logits_to_keep=1)  # only the last position: no [B, L, V] logits
-        return out.past_key_values, out.logits[:, -1, :].float(), mask, pos[:, -1:] + 1
+        return output_cache(out), out.logits[:, -1, :].float(), mask, pos[:, -1:] + 1
 
     def _shared_prefix(self, prompts: list[list[int]], cached: list[int]) -> tuple[int, Any] | None:
         """(n, kv) of the prompts' longest common prefix, fed once, when it is long and rows lack it.
@@ -197,8 +199,9 @@ class HFEngine:
         if n < MIN_SHARED_PREFIX or sum(c < n for c in cached) < 2:
             return None
         ids = torch.tensor([first[:n]], device=self.device)
-        out = self.model(input_ids=ids, past_key_values=new_cache(), use_cache=True, logits_to_keep=1)
-        return n, extract(out.past_key_values, 0, torch.ones(n, dtype=torch.bool, device=self.device))
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1,
+                         **cache_kwarg(self.model, new_cache()))
+        return n, extract(output_cache(out), 0, torch.ones(n, dtype=torch.bool, device=self.device))
 
     def _stop_reason(self, tokens: list[int], last: int, stop_ids: set[int],
                      stop: tuple[str, ...]) -> Any:
@@ -263,3 +266,21 @@ def _default_stop_ids(model: Any, tokenizer: Any) -> list[int]:
         raise ValueError("the tokenizer has no eos token and the model's generation config names none: "
                          "pass stop_token_ids=[...] to HFEngine")
     return ids
+
+
+@functools.cache
+def _cache_name(forward_owner: type) -> str:
+    """The forward's name for the KV cache: `cache` (transformers >= 5.2x, where `past_key_values` is
+    deprecated with a FutureWarning on every call) or `past_key_values` (older versions)."""
+    return "cache" if "cache" in inspect.signature(forward_owner.forward).parameters else "past_key_values"
+
+
+def cache_kwarg(model: Any, cache: Any) -> dict[str, Any]:
+    """{name: cache} for `model(...)` under the installed transformers' name for it."""
+    return {_cache_name(type(model)): cache}
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache of a model output (`out.cache`, or `out.past_key_values` on older versions)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values

@@ -5,10 +5,11 @@
     env = gymnasium.make("me/adder-v0")                                 # the same env, wrapped
 
 Every id is also registered in `gymnasium.envs.registry` (entry point `make_gym_env`), so
-`gymnasium.make(id)` works once toolgym has loaded its plugins (after any lookup here, or
-`load_plugins()`). Third-party packages add families through the entry-point group `toolgym.tasks`:
-each entry point is a zero-argument callable that calls `register(...)`. They are loaded once,
-lazily, on the first lookup (`make`, `list_tasks`, ...), so `import toolgym` stays fast.
+`gymnasium.make(id)` works once toolgym has loaded its plugins: `import toolgym` does (as any
+Gymnasium environment package registers its ids on import), and so does any lookup here.
+Third-party packages add families through the entry-point group `toolgym.tasks`: each entry point is
+a zero-argument callable that calls `register(...)`, loaded once (a plugin that fails to load is
+skipped with a warning; toolgym's own tasks failing is an error).
 
 Splits are part of a task: `register(splits=...)` declares them, `make(id, split=s)` refuses a split
 the task does not declare, and a task without a "train" split (a held-out-only family) cannot be

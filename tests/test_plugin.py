@@ -59,17 +59,14 @@ print(json.dumps({"ids": ids, "format": info["tool_format"], "success": step["su
     assert "plugin-example/reverse-eval-v0" not in result["train_ids"]
 
 
-def test_plugin_is_not_imported_until_the_registry_is_used(site: Path) -> None:
+def test_import_toolgym_makes_every_id_known_to_gymnasium(site: Path) -> None:
     result = run_with_plugin(site, """
-import json, sys, toolgym
-before = "toolgym_plugin_example" in sys.modules
-from toolgym import make
-still = "toolgym_plugin_example" in sys.modules
-toolgym.list_suites()
-after = "toolgym_plugin_example" in sys.modules
-print(json.dumps({"before": before, "after_import": still, "after_lookup": after}))
+import json, sys, toolgym, gymnasium
+made = [type(gymnasium.make(i).unwrapped).__name__ for i in ("toolgym/arith-v0", "plugin-example/reverse-v0")]
+heavy = [m for m in ("torch", "ray", "transformers") if m in sys.modules]
+print(json.dumps({"made": made, "heavy": heavy}))
 """)
-    assert result == {"before": False, "after_import": False, "after_lookup": True}
+    assert result == {"made": ["ToolEnv", "ToolEnv"], "heavy": []}
 
 
 def test_without_the_plugin_its_ids_are_unknown() -> None:

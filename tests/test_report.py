@@ -26,6 +26,8 @@ def full_step(step: int, stage: int) -> dict[str, object]:
             "tool/calls": 2.0, "tool/error_rate": 0.25, "episode/response_tokens": 50.0 + step,
             "time/rollout_s": 3.0, "time/generation_s": 2.0, "time/sandbox_s": 1.0, "time/learner_s": 1.5,
             "time/sync_s": 0.1, "curriculum/stage": stage, POTENTIALS_KEY: [0.2, 0.9, 0.5],
+            "curriculum/mean_potential": 0.5 - 0.01 * step, "filter/kept_groups": 4.0 + step % 2,
+            "filter/dropped_groups": 4.0 - step % 2,
             **({"eval/pass@1": 0.1 * step} if step % 2 == 0 else {})}
 
 
@@ -105,3 +107,26 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "metrics.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_report_shows_what_was_trained_config_diff_warm_start_and_constant_panels(tmp_path: Path) -> None:
+    import yaml
+    from toolgym.trainers.config import load_config
+
+    runs = []
+    for name, overrides in (("a", ["run.tasks=[me/count-primes-v0]"]), ("b", ["optimizer.lr=3e-4"])):
+        run = write_run(tmp_path / name, 4, make=lambda step, stage: {**full_step(step, stage),
+                                                                      "loss/clipfrac_low": 0.0})
+        cfg = load_config(None, ["run.progress=false", *overrides]) if name == "b" else None
+        data = cfg.to_dict() if cfg else {"run": {"tasks": ["me/count-primes-v0"], "suite": "quickstart"},
+                                          "optimizer": {"lr": 1e-6}, "loss": {"name": "gppo"}}
+        (run / "config.yaml").write_text(yaml.safe_dump(data))
+        runs.append(run)
+    with MetricsLogger(runs[0], "sft_metrics.jsonl") as log:
+        for step in range(1, 4):
+            log.log(step, {"loss/nll": 2.0 / step})
+    page = write_report(runs, tmp_path / "r.html").read_text()
+    assert "What was trained" in page and "<td>me/count-primes-v0</td>" in page and "suite quickstart" in page
+    assert "Config keys that differ between the runs" in page and "<td>optimizer.lr</td>" in page
+    assert "Warm start (SFT): NLL of the policy tokens per SFT step" in images(page)
+    assert "loss/clipfrac_low is 0 at every logged step: with one on-policy optimizer step" in page

@@ -75,7 +75,7 @@ def test_recipe_file_path_and_section_type_errors(tmp_path) -> None:
 
 
 def test_rollout_env_keys_are_checked_up_front_with_a_suggestion() -> None:
-    with pytest.raises(ConfigError, match=r"rollout.env.format_weigth: not an environment option\. "
+    with pytest.raises(ConfigError, match=r"rollout.env.format_weigth: not an environment setting\. "
                                           r"Did you mean 'format_weight'\?"):
         load_config(None, ["rollout.env={format_weigth: 0.0}"])
     with pytest.raises(ConfigError, match=r"rollout.env.max_turns: set rollout.max_turns instead"):

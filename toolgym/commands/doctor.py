@@ -25,7 +25,9 @@ OPTIONAL = ["vllm", "e2b-code-interpreter", "reasoning-gym", "math-verify"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="PATH", help="also check this checkpoint's chat template")
+    parser.add_argument("--model", metavar="PATH",
+                        help="also check this checkpoint's chat template (a model folder, run directory or "
+                             "RUN_DIR/checkpoints/step_N; its training environment is printed)")
     parser.add_argument(
         "--isolation",
         default="auto",
@@ -124,6 +126,18 @@ def _sandbox_self_test(isolation: str) -> tuple[list[str], str]:
 
 
 def _check_model(path: str) -> list[str]:
+    from toolgym.commands._trained import resolve_model, trained_env
+
+    try:
+        model_dir, config = resolve_model(path)
+        trained = trained_env(config) if config is not None else None
+    except (FileNotFoundError, ValueError, LookupError) as exc:
+        _line("chat template", str(exc), "FAIL")
+        return [f"--model {path} is not a model"]
+    _line("model", str(model_dir), "ok")
+    if trained is not None:
+        _line("trained in", trained.describe(), "info")
+    path = str(model_dir)
     try:
         from toolgym.agents.chat import check_chat_template
     except ImportError as exc:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (save_pretrained layout)")
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--model", required=True,
+                        help="run directory, RUN_DIR/checkpoints/step_N or a save_pretrained folder")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     parser.add_argument("--name", default=None, help="model name reported by /v1/models (default: the path)")
@@ -24,9 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.model).exists():
-        print(f"toolgym serve: no checkpoint at {args.model!r}; give a directory written by "
-              "save_pretrained (e.g. the output of toolgym.agents.build_tiny_model)", file=sys.stderr)
+    from toolgym.commands._trained import resolve_model, trained_env
+
+    try:
+        model_dir, config = resolve_model(args.model)
+        trained = trained_env(config) if config is not None else None
+    except (FileNotFoundError, ValueError, LookupError) as exc:
+        print(f"toolgym serve: {exc}", file=sys.stderr)
         return 2
     import torch
 
@@ -35,13 +40,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = HFEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+    engine = HFEngine.from_pretrained(str(model_dir), device=args.device, dtype=args.dtype,
                                       max_batch_size=args.max_batch_size)
     name = args.name or str(args.model)
     server = make_server(engine, engine.tokenizer, model_name=name, host=args.host, port=args.port)
     host, port = server.server_address[:2]
     # The first line on stdout is machine-readable: tests and scripts wait for it to learn the port.
     print(f"toolgym serve: listening on http://{host}:{port}/v1 model={name}", flush=True)
+    print(f"  serving {model_dir}")
+    if trained is not None:  # a served model is evaluated in its training environment only if asked to
+        print("  " + trained.describe().replace("--no-train-env", "omit --env-from"))
+        print(f"  evaluate it as trained: toolgym eval --model openai:{name}@http://{host}:{port}/v1 "
+              f"--env-from {trained.config_path}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -4,6 +4,8 @@
     toolgym train --recipe klear-gppo --tiny        a published recipe's CPU variant
     toolgym train --recipe klear-gppo model.name_or_path=Qwen/Qwen2.5-1.5B-Instruct
     toolgym train --output runs/x --resume          continue a run from its latest checkpoint
+    toolgym train --output runs/x --overwrite       replace an existing run directory
+    toolgym train --recipe deepcoder --print-config print the resolved config and exit
     toolgym train --no-ray                          the same stages in one process (debugging)
     toolgym train --ray-address auto                join a running Ray cluster
 
@@ -14,8 +16,10 @@ RL; other recipes start RL from `model.name_or_path` (warm-start it first with `
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from pathlib import Path
 
 DEFAULT_RECIPE = "quickstart"
 
@@ -28,7 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="the recipe's CPU variant (its `tiny` section)")
     parser.add_argument("--output", default=None, help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the run directory's latest checkpoint")
+                        help="continue from the run directory's latest checkpoint (the quickstart: from its "
+                             "last finished stage)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete an existing --output directory first (without it, or --resume, an "
+                             "existing run directory is refused)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (recipe + overrides) as YAML and exit")
     parser.add_argument("--no-ray", action="store_true", help="run every stage in this process")
     parser.add_argument("--ray-address", default=None, help="join a Ray cluster (e.g. auto or ray://host:10001)")
     parser.add_argument("--model", default=None, help="shorthand for model.name_or_path=MODEL")
@@ -63,19 +73,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.recipe, _overrides(args), tiny=args.tiny)
         check_recipe(cfg)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, LookupError) as exc:
         print(f"toolgym train: {exc}", file=sys.stderr)
         return 2
-    run_dir = args.output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    quickstart = cfg.model.name_or_path is None and cfg.sft.steps > 0 and not args.resume
-    if quickstart:
-        from toolgym.trainers.run.quickstart import SUMMARY_KEYS, run_quickstart
+    if args.print_config:
+        import yaml
 
-        summary = run_quickstart(cfg, run_dir)
-        print(f"toolgym train: quickstart done in {run_dir}")
-        for key in SUMMARY_KEYS:
-            print(f"  {key}: {summary[key]}")
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
+    run_dir = args.output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    problem = _run_dir_problem(Path(run_dir), args) or _model_problem(cfg.model.name_or_path)
+    if problem:
+        print(f"toolgym train: {problem}", file=sys.stderr)
+        return 2
+    if args.overwrite:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if cfg.model.name_or_path is None and cfg.sft.steps > 0:
+        return _quickstart(cfg, run_dir, args.resume)
     from toolgym.trainers.run.driver import fit
 
     try:
@@ -86,3 +100,48 @@ def run(args: argparse.Namespace) -> int:
     state = "interrupted at" if result["interrupted"] else "finished"
     print(f"toolgym train: {state} step {result['step']}; run directory {run_dir}")
     return 130 if result["interrupted"] else 0
+
+
+def _quickstart(cfg: object, run_dir: str, resume: bool) -> int:
+    from toolgym.trainers.run.quickstart import SUMMARY_KEYS, run_quickstart
+
+    summary = run_quickstart(cfg, run_dir, resume=resume)  # type: ignore[arg-type]
+    if summary.get("stage") == "warm_start":
+        kept = ", ".join(summary["kept"]) or "nothing"
+        print(f"toolgym train: interrupted during the warm start; kept {kept} in {run_dir}. "
+              f"Continue with: toolgym train --output {run_dir} --resume", file=sys.stderr)
+        return 130
+    interrupted = "interrupted_at_step" in summary
+    print(f"toolgym train: quickstart {'interrupted' if interrupted else 'done'} in {run_dir}")
+    for key in SUMMARY_KEYS:
+        value = summary[key]
+        print(f"  {key}: {'not measured (no final eval ran)' if value is None else value}")
+    if interrupted:
+        print(f"  interrupted at RL step {summary['interrupted_at_step']}; continue with: "
+              f"toolgym train --output {run_dir} --resume")
+        return 130
+    return 0
+
+
+def _run_dir_problem(run_dir: Path, args: argparse.Namespace) -> str | None:
+    """Why `run_dir` cannot be used as asked (None when it can)."""
+    if args.resume and args.overwrite:
+        return "--resume and --overwrite exclude each other"
+    exists = run_dir.is_dir() and any(run_dir.iterdir())
+    if exists and not (args.resume or args.overwrite):
+        return (f"run directory {run_dir} already exists and is not empty: pass --resume to continue it, "
+                "--overwrite to replace it, or another --output")
+    if args.resume and not exists:
+        return f"--resume: run directory {run_dir} does not exist (nothing to resume)"
+    return None
+
+
+def _model_problem(name: str | None) -> str | None:
+    """A --model that looks like a local path but is not there (instead of a hub lookup's traceback)."""
+    if name is None or Path(name).exists():
+        return None
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).suffix != ""
+    if looks_local:
+        return (f"--model {name}: no such folder (give a local save_pretrained folder, a run directory's "
+                "model, e.g. RUN/checkpoints/step_N/model, or a hub id like Qwen/Qwen2.5-0.5B-Instruct)")
+    return None

@@ -103,7 +103,7 @@ def check_env(cfg: TrainConfig) -> None:
         if key in owned:
             raise ConfigError(f"rollout.env.{key}: set {owned[key]} instead (one place for each setting)")
         if key not in fields:
-            raise ConfigError(f"rollout.env.{key}: not an environment option.{did_you_mean(key, fields)} "
+            raise ConfigError(f"rollout.env.{key}: not an environment setting.{did_you_mean(key, fields)} "
                               f"Allowed: {', '.join(f for f in fields if f not in owned)}")
     try:
         EnvConfig(max_turns=cfg.rollout.max_turns, max_tool_calls=cfg.rollout.max_tool_calls,

@@ -26,6 +26,7 @@ from toolgym.trainers.report.plots import (
     POTENTIALS_KEY,
     UNSPLIT_KEY,
     Panel,
+    constant_keys,
     missing_keys,
     render_panel,
 )
@@ -43,6 +44,8 @@ class RunData:
     summary: dict[str, Any] = field(default_factory=dict)
     skipped_lines: int = 0  # unparsable lines in metrics.jsonl (a crash mid-write)
     derived: list[str] = field(default_factory=list)  # keys computed from others, said in the page
+    config: dict[str, Any] = field(default_factory=dict)  # config.yaml: what was trained
+    sft_records: list[dict[str, Any]] = field(default_factory=list)  # sft_metrics.jsonl (warm start)
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -100,7 +103,91 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
             summary = json.loads((path / "summary.json").read_text())
         except json.JSONDecodeError:
             summary = {}
-    return RunData(path.resolve().name or str(path), path, records, summary, skipped, _derive(records))
+    config: dict[str, Any] = {}
+    if (path / "config.yaml").exists():
+        import yaml
+
+        try:
+            loaded = yaml.safe_load((path / "config.yaml").read_text())
+            config = loaded if isinstance(loaded, dict) else {}
+        except yaml.YAMLError:
+            config = {}
+    sft = _read_jsonl(path / "sft_metrics.jsonl")[0] if (path / "sft_metrics.jsonl").exists() else []
+    return RunData(path.resolve().name or str(path), path, records, summary, skipped, _derive(records),
+                   config, sft)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def trained_on(config: dict[str, Any]) -> str:
+    """The tasks a run trained on (`run.tasks`, else the suite), for labels and tables."""
+    run = config.get("run") or {}
+    tasks = run.get("tasks") or []
+    return ", ".join(tasks) if tasks else f"suite {run.get('suite', '?')}"
+
+
+WHAT_KEYS = (("model", "model.name_or_path"), ("loss", "loss.name"), ("advantage", "algo.advantage"),
+             ("curriculum", "curriculum.scheduler"), ("steps", "run.steps"), ("held-out split", "eval.split"),
+             ("held-out problems", "eval.problems"), ("samples", "eval.n"))
+
+
+def _what_table(runs: Sequence[RunData]) -> str:
+    """What each run trained (from its config.yaml), then the config keys whose values differ."""
+    shown = [r for r in runs if r.config]
+    if not shown:
+        return '<p class="note">No config.yaml in the run directories: what was trained is not shown.</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "tasks", *(n for n, _ in WHAT_KEYS)])
+    rows = []
+    for run in shown:
+        flat = _flatten(run.config)
+        cells = [trained_on(run.config)]
+        cells += [_what_cell(flat, k) for _, k in WHAT_KEYS]
+        rows.append(f"<tr><td>{html.escape(run.name)}</td>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells)
+                    + "</tr>")
+    parts = ['<section id="trained"><h2>What was trained</h2>',
+             f"<table><tr>{head}</tr>{''.join(rows)}</table>"]
+    if len(shown) > 1:
+        flats = [_flatten(r.config) for r in shown]
+        keys = sorted({k for f in flats for k in f})
+        differ = [k for k in keys
+                  if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+        if differ:
+            dhead = "".join(f"<th>{html.escape(c)}</th>" for c in ["config key", *(r.name for r in shown)])
+            drows = "".join(f"<tr><td>{html.escape(k)}</td>"
+                            + "".join(f"<td>{_fmt(f.get(k, '(absent)'))}</td>" for f in flats) + "</tr>"
+                            for k in differ)
+            parts.append("<h3>Config keys that differ between the runs</h3>"
+                         f"<table><tr>{dhead}</tr>{drows}</table>")
+        else:
+            parts.append("<p>The runs' configs are identical.</p>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+WARM_PANEL = Panel("warm_start", "Warm start (SFT): NLL of the policy tokens per SFT step",
+                   "NLL (nats/token)", (("loss/nll", "NLL"),))
+
+
+def _what_cell(flat: dict[str, Any], key: str) -> Any:
+    value = flat.get(key)
+    if value is None:
+        return "tiny (built locally)" if key == "model.name_or_path" else "—"
+    return value
+
+
+def _warm_start_html(runs: Sequence[RunData]) -> str:
+    sft = [RunData(r.name, r.path, r.sft_records) for r in runs if r.sft_records]
+    if not sft:
+        return ('<section id="warm_start"><h2>Warm start (SFT)</h2><p class="note">No sft_metrics.jsonl: '
+                "these runs had no warm start in their run directory.</p></section>")
+    return _panel_html(WARM_PANEL, sft)
 
 
 def _unique_names(runs: list[RunData]) -> None:
@@ -149,12 +236,25 @@ def _panel_html(panel: Panel, runs: Sequence[RunData]) -> str:
         what = "not logged" if png is not None else "not logged by any run"
         parts.append(f'<p class="note">{html.escape(name)}: {", ".join(html.escape(k) for k in keys)} '
                      f"{what}.</p>")
+    constant = constant_keys(panel, runs) if panel.kind not in ("time", "potentials") else {}
+    for key, value in constant.items():
+        parts.append(f'<p class="note">{html.escape(key)} is {_fmt(value)} at every logged step: '
+                     f"{html.escape(CONSTANT_WHY.get(key, 'nothing varied it in these runs'))}.</p>")
     if panel.id == "potentials" and gone:
         parts.append(f'<p class="note">The per-stage distribution needs {POTENTIALS_KEY} (the potentials '
                      "of the active units, logged each step by the potential curriculum).</p>")
     parts.append("</section>")
     return "\n".join(parts)
 
+
+_ON_POLICY = ("with one on-policy optimizer step per rollout batch every ratio is 1, so nothing is clipped "
+              "(more mini-batches or epochs make the clip act)")
+CONSTANT_WHY = {
+    "loss/clipfrac_low": _ON_POLICY,
+    "loss/clipfrac_high": _ON_POLICY,
+    "actor/entropy_coef": "a fixed coefficient (loss.entropy_coef; 0 = no entropy bonus; "
+                          "loss.entropy_target makes it adaptive)",
+}
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
@@ -176,7 +276,8 @@ def render_report(runs: Sequence[RunData], title: str = "toolgym training report
                          "line(s) of metrics.jsonl skipped (a crash mid-write?).</p>")
         for what in run.derived:
             intro.append(f'<p class="note">{html.escape(run.name)}: derived {html.escape(what)}.</p>')
-    body = "\n".join([*intro, _summary_table(runs), *(_panel_html(p, runs) for p in PANELS)])
+    body = "\n".join([*intro, _summary_table(runs), _what_table(runs), _warm_start_html(runs),
+                      *(_panel_html(p, runs) for p in PANELS)])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
             f"</title><style>{STYLE}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{body}\n"
             "</body></html>\n")

@@ -57,6 +57,7 @@ METRICS: dict[str, str] = {
     "curriculum/stage": "curriculum stage (potential scheduler: 1..S)",
     "curriculum/probe_tokens": "policy tokens the curriculum's probe generated before step 1 (step 0)",
     "curriculum/active_units": "units the scheduler is currently drawing from",
+    "curriculum/mean_potential": "mean improvement potential 4p(1-p) of the measured active units",
     "curriculum/unit_potentials": "list: improvement potential 4p(1-p) of each measured active unit "
                                   "(report: distribution per stage)",
     "eval/pass@1": "held-out pass@1 over all evaluated tasks (also eval/pass@k for each k)",

@@ -42,6 +42,10 @@ PANELS: tuple[Panel, ...] = (
           (("reward/mean", "reward"), ("success/rate", "pass rate"))),
     Panel("heldout", "Held-out pass@1", "pass@1", (("eval/pass@1", "held-out pass@1"),), "points"),
     Panel("stage", "Curriculum stage", "stage", (("curriculum/stage", "stage"),), "step"),
+    Panel("potential_mean", "Mean improvement potential of the active units over time", "potential",
+          (("curriculum/mean_potential", "mean potential"),)),
+    Panel("filter", "Groups kept / dropped by the zero-variance filter", "groups per step",
+          (("filter/kept_groups", "kept"), ("filter/dropped_groups", "dropped"))),
     Panel("potentials", "Improvement potential 4p(1-p) of the active units, per stage", "potential",
           ((POTENTIALS_KEY, "potential"),), "potentials"),
     Panel("entropy", "Policy entropy and its coefficient", "entropy (nats/token)",
@@ -95,7 +99,8 @@ def _draw_lines(ax: Any, panel: Panel, runs: Sequence[Any], drawstyle: str = "de
             xs, ys = values(run.records, key)
             if xs:
                 name = f"{run.name}: {label}" if len(panel.lines) > 1 or len(runs) > 1 else label
-                ax.plot(xs, ys, color=COLORS[r % len(COLORS)], linestyle=STYLES[k % len(STYLES)],
+                style = "none" if marker else STYLES[k % len(STYLES)]  # points: measured only where drawn
+                ax.plot(xs, ys, color=COLORS[r % len(COLORS)], linestyle=style,
                         drawstyle=drawstyle, marker=marker, label=name)
 
 
@@ -161,6 +166,16 @@ DRAW: dict[str, Callable[[Any, Panel, Sequence[Any]], None]] = {
     "time": _draw_time,
     "potentials": _draw_potentials,
 }
+
+
+def constant_keys(panel: Panel, runs: Sequence[Any]) -> dict[str, float]:
+    """The panel's keys whose every logged value, over every run and step (at least 2), is the same."""
+    out = {}
+    for key, _ in panel.lines:
+        ys = [y for run in runs for y in values(run.records, key)[1]]
+        if len(ys) >= 2 and max(ys) == min(ys):
+            out[key] = ys[0]
+    return out
 
 
 def missing_keys(panel: Panel, runs: Sequence[Any]) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import MetricsLogger, Progress, peak_rss_mb, read_metrics
 
 SUMMARY_KEYS = ("heldout_pass1_warm", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
+WARM_DONE = "warm_start.json"  # written when the warm start finished: its figures; a resume skips it
 
 
 
@@ -99,6 +101,23 @@ def make_demos(model_path: str, cfg: TrainConfig, count: int, start: int = 0,
     return solved + guesses
 
 
+def warn_long_turns(demos: list[Any], max_new_tokens: int) -> int:
+    """Warn when demo turns are longer than RL may sample (SFT would learn turns RL truncates);
+    returns how many demos have such a turn."""
+    from toolgym.agents.episode import longest_turn
+
+    lengths = [longest_turn(e) for e in demos]
+    long = sum(n > max_new_tokens for n in lengths)
+    if long:
+        warnings.warn(f"{long} of {len(demos)} warm-start demos have an assistant turn longer than "
+                      f"sampling.max_new_tokens={max_new_tokens} (longest: {max(lengths)} tokens): the warm "
+                      "start learns turns that RL and the held-out eval cut off. Raise "
+                      f"sampling.max_new_tokens to at least {max(lengths)} or shorten the family's "
+                      "reference turns.",
+                      UserWarning, stacklevel=2)
+    return long
+
+
 def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, dict[str, Any]]:
     """Build the tiny model, write the demos, SFT; returns the warm model dir and SFT figures.
 
@@ -106,17 +125,27 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
     needs all the steps it can get), then `sft.guess_steps` on the whole mix, which teaches the
     habit of guessing without undoing the skill.
     """
-    from toolgym.agents.episode import write_jsonl
+    from toolgym.agents.episode import read_jsonl, write_jsonl
     from toolgym.trainers.run.runstate import base_model_path, seed_everything
     from toolgym.trainers.run.sft import mean_nll, run_sft
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    warm, done = run_dir / "warm_model", run_dir / WARM_DONE
+    if done.exists() and (warm / "config.json").exists():  # resumed after the warm start: keep it
+        return str(warm), json.loads(done.read_text())
     seed_everything(cfg.run.seed)
     base = base_model_path(cfg, run_dir)
     started = time.monotonic()
-    demos = make_demos(base, cfg, cfg.sft.demos, guess_fraction=cfg.sft.guess_fraction)
-    write_jsonl(demos, run_dir / "demos.jsonl")
+    demos_path = run_dir / "demos.jsonl"
+    if demos_path.exists():  # written whole (renamed into place): a resumed warm start reuses them
+        demos = list(read_jsonl(demos_path))
+    else:
+        demos = make_demos(base, cfg, cfg.sft.demos, guess_fraction=cfg.sft.guess_fraction)
+        write_jsonl(demos, run_dir / "demos.jsonl.tmp")
+        (run_dir / "demos.jsonl.tmp").rename(demos_path)
     demo_s = time.monotonic() - started
+    warn_long_turns(demos, cfg.sampling.max_new_tokens)
+    (run_dir / "sft_metrics.jsonl").unlink(missing_ok=True)  # SFT (re)starts from its first step
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     # the teacher's solved demos (with the tool, or answering directly where a task's reference is the
@@ -143,48 +172,74 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
                 offset += phase_cfg.steps
         finally:
             bar.close()
-    warm = run_dir / "warm_model"
     model.save_pretrained(warm, safe_serialization=True)
     tokenizer.save_pretrained(warm)
-    return str(warm), {"demos": len(demos), "demo_s": demo_s, "sft_s": time.monotonic() - started - demo_s,
-                       "guess_demos": sum(1 for e in demos if e.tool_calls == 0),
-                       "sft_final_nll": mean_nll(model, demos, pad_id=tokenizer.pad_token_id or 0,
-                                                 only_success=False)}
+    info = {"demos": len(demos), "demo_s": demo_s, "sft_s": time.monotonic() - started - demo_s,
+            "guess_demos": sum(1 for e in demos if e.tool_calls == 0),
+            "sft_final_nll": mean_nll(model, demos, pad_id=tokenizer.pad_token_id or 0, only_success=False)}
+    done.write_text(json.dumps(info, indent=1))  # the stage is complete: a resume skips it
+    return str(warm), info
 
 
 def run_quickstart(cfg: TrainConfig, run_dir: str | Path, *, budget_s: float = 14 * 60,
-                   eval_reserve_s: float = 90.0) -> dict[str, Any]:
-    """The whole quickstart; returns (and writes) RUN_DIR/summary.json."""
+                   eval_reserve_s: float = 90.0, resume: bool = False) -> dict[str, Any]:
+    """The whole quickstart; returns (and writes) RUN_DIR/summary.json.
+
+    Stages: demos (RUN_DIR/demos.jsonl), SFT (RUN_DIR/warm_model + warm_start.json), RL (checkpoints).
+    Ctrl-C in the warm start keeps the finished stages and returns {"interrupted": True, "stage":
+    "warm_start"}; `resume=True` skips the finished stages and continues RL from its latest checkpoint.
+    The summary holds what was measured: `heldout_pass1_rl` is None unless the final eval ran."""
     import torch
+    import yaml
+    from toolgym.trainers.run.checkpoint import latest_checkpoint
     from toolgym.trainers.run.driver import fit
 
     started = time.monotonic()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists():  # the run's environment, for `eval --model RUN_DIR/warm_model`
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    warm, sft_info = warm_start(cfg, run_dir, cfg.run.progress)
+    try:
+        warm, sft_info = warm_start(cfg, run_dir, cfg.run.progress)
+    except KeyboardInterrupt:
+        kept = [name for name in ("base_model", "demos.jsonl") if (run_dir / name).exists()]
+        return {"interrupted": True, "stage": "warm_start", "kept": kept}
     left = budget_s - (time.monotonic() - started) - eval_reserve_s
     limit = left if cfg.run.time_limit_s is None else min(left, cfg.run.time_limit_s)
     rl_cfg = cfg.replace(model=dataclasses.replace(cfg.model, name_or_path=warm),
                          run=dataclasses.replace(cfg.run, time_limit_s=max(0.0, limit)))
-    result = fit(rl_cfg, run_dir)
-    evals = result["evals"]
-    first, last = evals[min(evals)], evals[max(evals)]
-    summary = {
-        "heldout_pass1_warm": first["overall"]["pass@1"],
-        "heldout_pass1_rl": last["overall"]["pass@1"],
-        "wall_s": round(time.monotonic() - started, 1),
-        "peak_rss_mb": round(peak_rss_mb() + sum(result.get("worker_peak_rss_mb", [])), 1),
-        "rl_steps": result["step"],
-        "heldout_problems": first["overall"]["problems"],
-        "driver_peak_rss_mb": round(peak_rss_mb(), 1),
-        "worker_peak_rss_mb": result.get("worker_peak_rss_mb", []),
-        **{f"warm_start_{k}": v for k, v in sft_info.items()},
-    }
+    result = fit(rl_cfg, run_dir, resume=resume and latest_checkpoint(run_dir) is not None)
+    summary = {**measured_summary(run_dir, result), "wall_s": round(time.monotonic() - started, 1),
+               "peak_rss_mb": round(peak_rss_mb() + sum(result.get("worker_peak_rss_mb", [])), 1),
+               "driver_peak_rss_mb": round(peak_rss_mb(), 1),
+               "worker_peak_rss_mb": result.get("worker_peak_rss_mb", []),
+               **{f"warm_start_{k}": v for k, v in sft_info.items()}}
+    if resume:
+        summary["resumed"] = True  # wall_s and peak memory are this process's
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     plot_reward_curve(run_dir, summary)
     return summary
+
+
+def measured_summary(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Held-out figures from RUN_DIR/eval/step_*.json (every process's evals, resumed runs included):
+    the warm start's (step 0) and the final one only if it ran at the run's last step."""
+    evals = {int(f.stem.split("_")[1]): json.loads(f.read_text())
+             for f in (run_dir / "eval").glob("step_*.json")}
+    first = evals.get(0)
+    last = evals.get(result["step"]) if not result["interrupted"] and result["step"] > 0 else None
+    out: dict[str, Any] = {
+        "heldout_pass1_warm": first["overall"]["pass@1"] if first else None,
+        "heldout_pass1_rl": last["overall"]["pass@1"] if last else None,
+        "rl_steps": result["step"],
+        "heldout_problems": (first or last or {"overall": {"problems": 0}})["overall"]["problems"],
+        "heldout_tasks": (first or last or {"config": {"tasks": []}})["config"]["tasks"],
+    }
+    if result["interrupted"]:
+        out["interrupted_at_step"] = result["step"]  # no final eval: resume with --resume
+    return out
 
 
 def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
@@ -200,10 +255,12 @@ def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     ax.plot([r["step"] for r in train], [r["reward/mean"] for r in train], label="train reward (mean)")
     ax.plot([r["step"] for r in train], [r["success/rate"] for r in train], label="train pass rate")
-    ax.plot([r["step"] for r in evals], [r["eval/pass@1"] for r in evals], "o-", label="held-out pass@1")
+    ax.plot([r["step"] for r in evals], [r["eval/pass@1"] for r in evals], "o",
+            label="held-out pass@1 (measured)")
     ax.set_xlabel("RL step")
-    ax.set_title(f"quickstart: held-out pass@1 {summary['heldout_pass1_warm']:.2f} (warm start) -> "
-                 f"{summary['heldout_pass1_rl']:.2f} (after RL)", fontsize=10)
+    tasks = ", ".join(summary.get("heldout_tasks") or []) or "quickstart"
+    ax.set_title(f"{tasks}: held-out pass@1 {_figure(summary['heldout_pass1_warm'])} (warm start) -> "
+                 f"{_figure(summary['heldout_pass1_rl'])} (after RL)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -211,3 +268,7 @@ def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _figure(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f}"
