@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from toolgym.agents.hf_engine import cache_kwarg
 
 MIN_SHARED_PREFIX = 32  # tokens: below this the second forward call costs more than it saves
 
@@ -67,12 +68,12 @@ def causal_lm_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        model(input_ids=input_ids[:1, :n], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        model(input_ids=input_ids[:1, :n], use_cache=True, logits_to_keep=1, **cache_kwarg(model, cache))
         n = n if cache.get_seq_length() == n else 0  # a model that ignores the cache: plain forward
     if not n:
         return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
     cache.batch_repeat_interleave(input_ids.shape[0])  # [1, h, n, d] -> [B, h, n, d], in the graph
-    out = model(input_ids=input_ids[:, n:], past_key_values=cache, use_cache=True, logits_to_keep=keep)
+    out = model(input_ids=input_ids[:, n:], use_cache=True, logits_to_keep=keep, **cache_kwarg(model, cache))
     return out.logits
 
 
