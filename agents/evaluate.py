@@ -27,6 +27,8 @@ from toolgym.agents.engine import SamplingParams
 from toolgym.agents.episode import Episode, write_jsonl
 from toolgym.agents.rollout import RolloutRunner
 from toolgym.envs import registry
+from toolgym.envs.sandbox import describe_isolation
+from toolgym.envs.sessions import default_pool
 from toolgym.envs.types import TaskRequest
 
 
@@ -115,11 +117,14 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
     """Roll out `n` samples of the first `num_problems` instances of each task's `split`; return
     {"config", "overall", "per_task", "errors"} (and "episodes" when `keep_episodes`); "errors" lists
     the first distinct episode error texts (an errored episode is data, but never silently a 0.0).
+    `sandbox`: a backend or pool for the episodes (None: the process-wide default pool); the isolation
+    it obtained is recorded in config["sandbox"].
     `task_kwargs`: task id -> extra `make` kwargs for that task only (family options, e.g.
     {"toolgym/code-v0": {"reward": "hard"}})."""
     task_ids = resolve_tasks(tasks, split)
     ks = sorted({k for k in ks if 1 <= k <= n}) or [1]
     requests = [TaskRequest(t, i, split) for t in task_ids for i in range(_count(t, split, num_problems))]
+    sandbox = default_pool() if sandbox is None else sandbox
     bar = _progress(len(requests) * n, progress)
     runner = RolloutRunner(policy, tokenizer, group_size=n, sampling=sampling, env_kwargs=env_kwargs,
                            sandbox=sandbox, max_inflight=max_inflight, on_episode=bar.update_episode,
@@ -134,7 +139,8 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
         by_task[ep.task_id].append(ep)
     result: dict[str, Any] = {
         "config": {"tasks": task_ids, "split": split, "n": n, "ks": ks, "num_problems": num_problems,
-                   "sampling": asdict(sampling or SamplingParams())},
+                   "sampling": asdict(sampling or SamplingParams()),
+                   "sandbox": sandbox_isolation(sandbox)},
         "overall": summarize(episodes, ks),
         "per_task": {t: summarize(by_task[t], ks) for t in task_ids},
         "errors": first_errors(episodes),
@@ -142,6 +148,11 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
     if keep_episodes:
         result["episodes"] = episodes
     return result
+
+
+def sandbox_isolation(sandbox: Any) -> dict[str, Any]:
+    """The isolation a backend or pool obtained (`IsolationReport.to_dict()`), for results to record."""
+    return describe_isolation(getattr(sandbox, "backend", sandbox)).to_dict()
 
 
 def _count(task_id: str, split: str, wanted: int) -> int:

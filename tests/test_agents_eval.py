@@ -14,6 +14,7 @@ from toolgym.agents.episode import Episode, read_jsonl
 from toolgym.agents.evaluate import evaluate, markdown_table, pass_at_k, summarize, write_report
 from toolgym.agents.policies import RandomAgent, TeacherAgent
 from toolgym.agents.tiny import cached_tiny_model
+from toolgym.envs.sandbox import make_sandbox
 
 
 @given(st.integers(1, 8).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
@@ -69,6 +70,10 @@ def test_eval_and_demos_commands(tmp_path: Path, tmp_path_factory: pytest.TempPa
                  "8", "--max-turns", "2", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert result["overall"]["episodes"] == 4 and "pass@2" in result["overall"]
-    assert "| toolgym/arith-v0 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| toolgym/arith-v0 |" in printed
+    isolation = result["config"]["sandbox"]  # the isolation the episodes ran under, printed and recorded
+    assert isolation["backend"] == "local" and isolation["mode"] == make_sandbox("local").isolation
+    assert isolation["summary"] in printed
     assert main(["eval", "--model", "openai:gpt", "--no-progress"]) == 2
     assert main(["eval", "--model", str(model), "--suite", "no-such-suite", "--no-progress"]) == 2

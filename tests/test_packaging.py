@@ -77,3 +77,19 @@ def test_editable_install_imports_mapped_packages() -> None:
     import toolgym.envs
 
     assert Path(toolgym.envs.__file__).resolve().parent == ROOT / "envs"
+
+
+def test_a_clone_named_toolgym_is_the_package_from_its_parent_folder(tmp_path: Path) -> None:
+    """`git clone .../toolgym` then Python in the folder above: the clone must not shadow toolgym as an
+    empty namespace package (it did: `toolgym.register` missing, pytest could not collect)."""
+    (tmp_path / "toolgym").symlink_to(ROOT, target_is_directory=True)
+    code = ("import gymnasium, toolgym, toolgym.cli, toolgym.trainers.algo\n"
+            "assert callable(toolgym.register) and toolgym.__version__\n"
+            "print(type(gymnasium.make('toolgym/arith-v0').unwrapped).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ToolEnv", out.stderr
+    collect = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                              "no:cacheprovider", "toolgym/tests/test_tasks_arith.py"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert collect.returncode == 0 and "test_tasks_arith.py::" in collect.stdout, collect.stderr

@@ -338,8 +338,16 @@ def test_bwrap_sandbox_works_from_a_venv_under_tmp(tmp_path: Path) -> None:
     import subprocess
     import venv
 
+    import site
+
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=True).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(env_dir)
+    # The new venv sees the packages of the interpreter running the tests -- a user's own venv
+    # included (system site-packages would skip it: it failed there) -- .pth files and all.
+    nested = next(env_dir.glob("lib/python*/site-packages"))
+    ours = [d for d in (*site.getsitepackages(), site.getusersitepackages()) if os.path.isdir(d)]
+    (nested / "_parent_site.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in ours))
     code = ("from toolgym.envs.sandbox import make_sandbox\n"
             "backend = make_sandbox('local', isolation='bwrap')\n"
             "s = backend.new_session(); print(s.run('print(6 * 7)').stdout.strip()); backend.close()\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from toolgym.agents.episode import Episode
 from toolgym.curriculum.registry import make_scheduler
 from toolgym.envs.types import TaskRequest
@@ -125,3 +126,22 @@ def test_training_prints_and_records_the_sandbox_isolation_it_got(tmp_path: Path
     expected = make_sandbox("local").isolation  # "bwrap" where bubblewrap works, else "none"
     assert report["backend"] == "local" and report["mode"] == expected
     assert report["summary"] in capsys.readouterr().err  # printed at start-up
+
+
+def test_training_without_bubblewrap_warns_and_records_the_fallback(tmp_path: Path, capsys,
+                                                                     monkeypatch) -> None:
+    """A machine without a usable bubblewrap (simulated by the probe's answer; the rest is real): the
+    run warns with what to do, prints the fallback and records it in RUN_DIR/sandbox.json."""
+    from toolgym.envs.sandbox import IsolationWarning, _isolation
+
+    monkeypatch.setattr(_isolation, "bwrap_problem", lambda: "bubblewrap is not installed (test)")
+    cfg = load_config(None, [
+        "rollout.prompts_per_step=1", "rollout.group_size=2", "rollout.sandbox_pool=1", "rollout.max_turns=1",
+        "sampling.max_new_tokens=4", "rollout.filter_zero_variance=false", "eval.problems=0", "run.steps=1",
+        "run.progress=false", "run.ray=off", "curriculum.scheduler=uniform", "run.tasks=[toolgym/arith-v0]",
+        "model.tiny={hidden_size: 32, intermediate_size: 64, num_layers: 1, num_heads: 2, num_kv_heads: 1}"])
+    with pytest.warns(IsolationWarning, match="(?i)install bubblewrap"):
+        fit(cfg, tmp_path)
+    report = json.loads((tmp_path / "sandbox.json").read_text())
+    assert report["mode"] == "none" and report["fallback_reason"] == "bubblewrap is not installed (test)"
+    assert "FELL BACK" in report["summary"] and report["summary"] in capsys.readouterr().err

@@ -24,14 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformers import AutoTokenizer
-
     from toolgym.agents.episode import write_jsonl
     from toolgym.agents.evaluate import resolve_tasks
     from toolgym.agents.policies import TeacherAgent
     from toolgym.agents.rollout import RolloutRunner
     from toolgym.agents.tiny import cached_tiny_model
     from toolgym.envs.types import TaskRequest
+    from transformers import AutoTokenizer
 
     try:
         task_ids = resolve_tasks(args.suite, args.split)

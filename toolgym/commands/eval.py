@@ -152,7 +152,8 @@ def parse_ks(text: str, n: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from toolgym.agents.engine import SamplingParams
-    from toolgym.agents.evaluate import evaluate, markdown_table, write_report
+    from toolgym.agents.evaluate import evaluate, markdown_table, sandbox_isolation, write_report
+    from toolgym.envs.sessions import default_pool
 
     try:
         ks = parse_ks(args.k, args.n)
@@ -169,10 +170,12 @@ def run(args: argparse.Namespace) -> int:
           f"env={setup['env_kwargs'] or 'the environments defaults'}", flush=True)
     sampling = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_tokens=setup["max_tokens"],
                               seed=args.seed)
+    sandbox = default_pool()  # what runs the model's code: say how isolated it is before anything runs
+    print(sandbox_isolation(sandbox)["summary"], flush=True)
     try:
         result = evaluate(policy, tokenizer, setup["tasks"], split=args.split, n=args.n, ks=ks,
                           num_problems=setup["num_problems"], sampling=sampling,
-                          env_kwargs=setup["env_kwargs"],
+                          env_kwargs=setup["env_kwargs"], sandbox=sandbox,
                           task_kwargs=setup["task_kwargs"], progress=not args.no_progress,
                           keep_episodes=args.keep_episodes)
     except (LookupError, ValueError) as exc:

@@ -36,7 +36,6 @@ def _list() -> int:
 
 def _show(args: argparse.Namespace) -> int:
     import yaml
-
     from toolgym.trainers.config.recipes import describe_recipe, load_recipe
 
     info = describe_recipe(args.name)

@@ -34,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"toolgym serve: {exc}", file=sys.stderr)
         return 2
     import torch
-
     from toolgym.agents.hf_engine import HFEngine
     from toolgym.agents.server import make_server
 

@@ -32,13 +32,12 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from toolgym.agents.episode import read_jsonl
     from toolgym.agents.tiny import cached_tiny_model
     from toolgym.trainers.config.schema import SFTConfig
     from toolgym.trainers.report.metrics import MetricsLogger, Progress
     from toolgym.trainers.run.sft import mean_nll, run_sft
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not Path(args.data).exists():
         print(f"toolgym sft: {args.data} does not exist (make demos with `toolgym demos OUT.jsonl`)",
