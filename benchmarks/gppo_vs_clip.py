@@ -126,7 +126,7 @@ def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     from toolgym.trainers.config.recipes import load_recipe
-    from toolgym.trainers.run.quickstart import warm_start
+    from toolgym.trainers.run.warm_start import warm_start
 
     work = Path(a.work)
     if a.one:  # internal: one run, result written beside its run directory

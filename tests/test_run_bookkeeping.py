@@ -100,7 +100,7 @@ def test_print_config_prints_the_resolved_config_and_exits(tmp_path: Path, capsy
 def test_demo_turns_longer_than_max_new_tokens_warn(tmp_path: Path) -> None:
     import pytest
     from toolgym.agents.episode import Episode, longest_turn
-    from toolgym.trainers.run.quickstart import warn_long_turns
+    from toolgym.trainers.run.warm_start import warn_long_turns
 
     ep = Episode("t", 0, "train", "g", response_ids=[1] * 7, loss_mask=[1, 1, 0, 1, 1, 1, 0],
                  logprobs=[0.0] * 7)

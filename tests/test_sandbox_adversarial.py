@@ -335,10 +335,9 @@ def test_thousand_sessions_leave_nothing_behind(backend):
 def test_bwrap_sandbox_works_from_a_venv_under_tmp(tmp_path: Path) -> None:
     """Regression: /tmp is masked inside the sandbox, so a venv living there (a fresh clone's CI, a
     scratch venv) must be bound back or the zygote's interpreter cannot start."""
+    import site
     import subprocess
     import venv
-
-    import site
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(env_dir)

@@ -13,10 +13,10 @@ from toolgym.trainers.run.quickstart import SUMMARY_KEYS
 
 from toolgym.cli import main
 
-SMALL = ["run.steps=1", "sft.steps=3", "sft.guess_steps=2", "sft.demos=5", "sft.batch_size=4",
+SMALL = ["run.steps=1", "sft.steps=3", "quickstart.guess_steps=2", "sft.demos=5", "sft.batch_size=4",
          "rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2",
          "sampling.max_new_tokens=12", "model.tiny={hidden_size: 64, intermediate_size: 128, num_layers: 2}",
-         "run.progress=false", "sft.guess_fraction=0.6"]
+         "run.progress=false", "quickstart.guess_fraction=0.6"]
 
 
 def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(tmp_path, capsys) -> None:
@@ -47,7 +47,7 @@ def test_bad_override_is_reported_with_the_allowed_keys(tmp_path, capsys) -> Non
 def test_guess_fraction_mixes_in_tool_free_demos_that_the_environment_scores_wrong(tmp_path) -> None:
     from toolgym.agents.tiny import build_tiny_model
     from toolgym.trainers.config import load_config
-    from toolgym.trainers.run.quickstart import make_demos
+    from toolgym.trainers.run.warm_start import make_demos
 
     model_dir = tmp_path / "tiny"
     build_tiny_model(model_dir, hidden_size=32, intermediate_size=64, num_layers=1)
@@ -68,4 +68,4 @@ def test_guess_fraction_is_validated() -> None:
     from toolgym.trainers.config import load_config
 
     with pytest.raises(ValueError, match="guess_fraction"):
-        load_config("quickstart", ["sft.guess_fraction=1.5"])
+        load_config("quickstart", ["quickstart.guess_fraction=1.5"])

@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     # config, learner, driver, checkpoints, warm start, quickstart (trainer helper)
     **dict.fromkeys(["TrainConfig", "ModelConfig", "EngineConfig", "SamplingConfig", "RolloutConfig",
                      "AlgoConfig", "OptimizerConfig", "CurriculumConfig", "EvalConfig", "CheckpointConfig",
-                     "SFTConfig", "RunConfig"], "toolgym.trainers.config.schema"),
+                     "SFTConfig", "QuickstartConfig", "RunConfig"], "toolgym.trainers.config.schema"),
     "ConfigError": "toolgym.trainers.config.yaml_io",
     "load_config": "toolgym.trainers.config.recipes",
     **dict.fromkeys(["Learner", "nll_loss", "policy_loss_fn", "token_logprobs"],
@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["check_task_options"], "toolgym.trainers.config.checks"),
     **dict.fromkeys(["LocalPool", "RayPool", "make_pool"], "toolgym.trainers.run.rollout_pool"),
     **dict.fromkeys(["run_sft", "sft_samples"], "toolgym.trainers.run.sft"),
-    **dict.fromkeys(["run_quickstart"], "toolgym.trainers.run.quickstart"),
+    **dict.fromkeys(["run_warm_start_and_rl"], "toolgym.trainers.run.quickstart"),
     **dict.fromkeys(["METRICS", "MetricsLogger"], "toolgym.trainers.report.metrics"),
 }
 __all__ = list(_EXPORTS)

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="HF model id or directory to start from (default: the locally built tiny model)")
     parser.add_argument("--output", default=None, help="output directory (default: runs/sft-<timestamp>)")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: sft.steps)")
+    parser.add_argument("--steps", type=int, default=50, help="optimizer steps")
     parser.add_argument("--batch-size", type=int, default=None, help="episodes per step")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--include-failures", action="store_true",
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"toolgym sft: {exc}", file=sys.stderr)
         return 2
-    changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr))
-               if v is not None}
-    cfg = dataclasses.replace(SFTConfig(), data=args.data, only_success=not args.include_failures, **changes)
+    changes = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
+    cfg = dataclasses.replace(SFTConfig(), data=args.data, steps=args.steps,
+                              only_success=not args.include_failures, **changes)
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and device != "cuda":
         print("toolgym sft: --device cuda but no CUDA GPU is visible", file=sys.stderr)

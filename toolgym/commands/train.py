@@ -6,11 +6,14 @@
     toolgym train --output runs/x --resume          continue a run from its latest checkpoint
     toolgym train --output runs/x --overwrite       replace an existing run directory
     toolgym train --recipe deepcoder --print-config print the resolved config and exit
+    toolgym train --recipe r1-code-interpreter --skip-sft model.name_or_path=M   RL only, no warm start
     toolgym train --no-ray                          the same stages in one process (debugging)
     toolgym train --ray-address auto                join a running Ray cluster
 
-The quickstart recipe (the default) builds the tiny model and warm-starts it on teacher demos before
-RL; other recipes start RL from `model.name_or_path` (warm-start it first with `toolgym sft`).
+A recipe whose `sft.steps > 0` warm-starts its model first (the SFT cold start: on `sft.data`, else on
+teacher demos of the training tasks rendered with the model's own chat template), measures held-out
+pass@1 after it (step 0) and runs RL from the warm model; `--skip-sft` starts RL from the model as it
+is. The quickstart (the default recipe) builds the tiny model and warm-starts it that way.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="delete an existing --output directory first (without it, or --resume, an "
                              "existing run directory is refused)")
+    parser.add_argument("--skip-sft", action="store_true",
+                        help="skip the recipe's warm start (sft: section): RL starts from the model as it is")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config (recipe + overrides) as YAML and exit")
     parser.add_argument("--no-ray", action="store_true", help="run every stage in this process")
@@ -88,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.overwrite:
         shutil.rmtree(run_dir, ignore_errors=True)
-    if cfg.model.name_or_path is None and cfg.sft.steps > 0:
-        return _quickstart(cfg, run_dir, args.resume)
+    if cfg.sft.steps > 0 and not args.skip_sft:
+        return _warm_start_and_rl(cfg, run_dir, args.resume)
     from toolgym.trainers.run.driver import fit
 
     try:
@@ -102,17 +107,22 @@ def run(args: argparse.Namespace) -> int:
     return 130 if result["interrupted"] else 0
 
 
-def _quickstart(cfg: object, run_dir: str, resume: bool) -> int:
-    from toolgym.trainers.run.quickstart import SUMMARY_KEYS, run_quickstart
+def _warm_start_and_rl(cfg: object, run_dir: str, resume: bool) -> int:
+    from toolgym.trainers.config import ConfigError
+    from toolgym.trainers.run.quickstart import SUMMARY_KEYS, run_warm_start_and_rl
 
-    summary = run_quickstart(cfg, run_dir, resume=resume)  # type: ignore[arg-type]
+    try:
+        summary = run_warm_start_and_rl(cfg, run_dir, resume=resume)  # type: ignore[arg-type]
+    except (FileNotFoundError, ConfigError) as exc:  # sft.data missing or made for another model
+        print(f"toolgym train: {exc}", file=sys.stderr)
+        return 2
     if summary.get("stage") == "warm_start":
         kept = ", ".join(summary["kept"]) or "nothing"
         print(f"toolgym train: interrupted during the warm start; kept {kept} in {run_dir}. "
               f"Continue with: toolgym train --output {run_dir} --resume", file=sys.stderr)
         return 130
     interrupted = "interrupted_at_step" in summary
-    print(f"toolgym train: quickstart {'interrupted' if interrupted else 'done'} in {run_dir}")
+    print(f"toolgym train: warm start + RL {'interrupted' if interrupted else 'done'} in {run_dir}")
     for key in SUMMARY_KEYS:
         value = summary[key]
         print(f"  {key}: {'not measured (no final eval ran)' if value is None else value}")

@@ -78,9 +78,9 @@ class LossConfig:
         if self.dual_clip and self.name == "cispo":
             raise ValueError("LossConfig.dual_clip does not apply to name='cispo' (its weight is already "
                              "capped at 1 + eps_high); set dual_clip=False")
-        if self.kl_reference is not None and not (isinstance(self.kl_reference, str) and self.kl_coef > 0):
-            raise ValueError("LossConfig.kl_reference names the reference model of the KL term: a model "
-                             "directory, with kl_coef > 0 (it is not loaded otherwise)")
+        if self.kl_reference is not None and not isinstance(self.kl_reference, str):
+            raise ValueError(f"LossConfig.kl_reference must be a model directory (a string), got "
+                             f"{self.kl_reference!r}")  # whether a KL uses it: config.checks.check_kl
         self._check_gppo_only()
         self._check_norm_constant()
 

@@ -11,7 +11,7 @@ from toolgym._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["TrainConfig", "ModelConfig", "EngineConfig", "SamplingConfig", "RolloutConfig",
                      "AlgoConfig", "OptimizerConfig", "CurriculumConfig", "EvalConfig", "CheckpointConfig",
-                     "SFTConfig", "RunConfig"], "toolgym.trainers.config.schema"),
+                     "SFTConfig", "QuickstartConfig", "RunConfig"], "toolgym.trainers.config.schema"),
     **dict.fromkeys(["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides"],
                     "toolgym.trainers.config.yaml_io"),
     **dict.fromkeys(["RECIPES_DIR", "RecipeInfo", "describe_recipe", "list_recipes", "load_config",

@@ -74,19 +74,28 @@ def check_config(cfg: TrainConfig) -> None:
     check_kl(cfg)
 
 
+def uses_reference(cfg: TrainConfig) -> bool:
+    """Whether the run needs the frozen reference policy: a KL term in the loss or KL in the reward."""
+    return cfg.loss.kl_coef > 0 or cfg.algo.kl_coef > 0
+
+
 def check_kl(cfg: TrainConfig) -> None:
-    """The KL term's reference policy must exist and be placeable."""
+    """The reference policy of the KL (loss term or reward) must exist and be placeable."""
     from pathlib import Path
 
-    if cfg.loss.kl_coef <= 0:
+    if not uses_reference(cfg):
+        if cfg.loss.kl_reference is not None:
+            raise ConfigError("loss.kl_reference names the reference policy of a KL: set loss.kl_coef > 0 "
+                              "(KL term) or algo.kl_coef > 0 (reinforce_pp's KL in the reward), or unset it "
+                              "(it is not loaded otherwise)")
         return
     if cfg.loss.kl_reference is not None and not Path(cfg.loss.kl_reference).is_dir():
         raise ConfigError(f"loss.kl_reference: {cfg.loss.kl_reference!r} is not a model directory; give "
                           "a saved model folder, or leave it unset to use the run's starting policy")
     if cfg.run.learners > 1 and cfg.run.learner_strategy == "fsdp2":
-        raise ConfigError("loss.kl_coef > 0 with run.learner_strategy=fsdp2: the reference policy is not "
-                          "sharded yet (each rank would hold a full copy); use learner_strategy=ddp or "
-                          "kl_coef=0")
+        raise ConfigError("a KL (loss.kl_coef or algo.kl_coef > 0) with run.learner_strategy=fsdp2: the "
+                          "reference policy is not sharded yet (each rank would hold a full copy); use "
+                          "learner_strategy=ddp or no KL")
 
 
 def check_env(cfg: TrainConfig) -> None:

@@ -125,12 +125,17 @@ class AlgoConfig:
     advantage: str = "grpo"
     std_eps: float = 1e-6  # grpo: added to the group std
     whiten_eps: float = 1e-8  # reinforce_pp*: added to the batch variance
-    # (reinforce_pp's KL-in-reward needs reference log-probs at the advantage stage: not wired yet, so
-    # AdvantageConfig.kl_coef is not offered here; loss.kl_coef is the KL term that trains)
+    # reinforce_pp: per-token reward -kl_coef * KL(pi_old || pi_ref) (k1, on the policy's tokens) before
+    # the return-to-go; the reference is loss.kl_reference (default: the run's starting policy)
+    kl_coef: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.std_eps >= 0 and self.whiten_eps >= 0,
                f"algo.std_eps and algo.whiten_eps must be >= 0, got {self.std_eps}, {self.whiten_eps}")
+        _check(self.kl_coef >= 0, f"algo.kl_coef must be >= 0, got {self.kl_coef}")
+        _check(not self.kl_coef or self.advantage == "reinforce_pp",
+               f"algo.kl_coef (KL in the reward) applies to algo.advantage=reinforce_pp only, got "
+               f"advantage={self.advantage!r}; use loss.kl_coef for a KL term in the loss")
 
 
 @dataclass
@@ -177,26 +182,41 @@ class CheckpointConfig:
 
 @dataclass
 class SFTConfig:
-    """Supervised warm start on Episode JSONL (teacher demos or user trajectories)."""
+    """The warm start (SFT cold start) before RL: on Episode JSONL, else on generated teacher demos.
 
-    data: str | None = None  # Episode JSONL; None in the quickstart = generate teacher demos
+    `toolgym train` runs it for any model when `steps > 0` (`--skip-sft` skips it)."""
+
+    data: str | None = None  # Episode JSONL made with this model's tokenizer; None = generate teacher demos
     demos: int = 64  # teacher demos generated per task when data is None
-    steps: int = 50
+    steps: int = 0  # 0 = no warm start (RL from the model as it is); recipes that cold-start set it
     batch_size: int = 8  # episodes per optimizer step
     lr: float = 1e-3
     warmup_steps: int = 5
-    only_success: bool = True  # train on successful episodes only
-    # quickstart only (a deliberately imperfect warm start, see toolgym.trainers.run.quickstart): this
-    # share of the demos answers at once with a wrong guess, without the tool; after `steps` on the
-    # tool demos, `guess_steps` more steps train on the mix
+    only_success: bool = True  # sft.data: train on its successful episodes only (teacher demos: solved ones)
+
+
+@dataclass
+class QuickstartConfig:
+    """The quickstart's deliberately imperfect warm start and its time budget (trainers/run/quickstart.py).
+
+    `guess_fraction` of the teacher demos answer at once with a wrong integer, without the tool (integer
+    answers only); after `sft.steps` on the tool demos, `guess_steps` more steps train on the mix."""
+
     guess_fraction: float = 0.0
-    guess_steps: int = 200
+    guess_steps: int = 0
+    budget_s: float | None = None  # the whole run (warm start + RL + final eval): RL stops early to fit
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.guess_fraction < 1.0,
-               f"sft.guess_fraction must lie in [0, 1) (the share of tool-free guessing demos), "
+               f"quickstart.guess_fraction must lie in [0, 1) (the share of tool-free guessing demos), "
                f"got {self.guess_fraction}")
-        _check(self.guess_steps >= 0, f"sft.guess_steps must be >= 0, got {self.guess_steps}")
+        _check(self.guess_steps >= 0, f"quickstart.guess_steps must be >= 0, got {self.guess_steps}")
+        _check((self.guess_fraction > 0) == (self.guess_steps > 0),
+               "quickstart.guess_fraction and quickstart.guess_steps go together: the guesses are trained on "
+               f"only in the guess_steps phase (got guess_fraction={self.guess_fraction}, guess_steps="
+               f"{self.guess_steps}); set both, or both to 0")
+        _check(self.budget_s is None or self.budget_s > 0,
+               f"quickstart.budget_s must be > 0 seconds or null, got {self.budget_s}")
 
 
 @dataclass
@@ -254,6 +274,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    quickstart: QuickstartConfig = field(default_factory=QuickstartConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,6 +286,7 @@ class TrainConfig:
 
 __all__ = [
     "AlgoConfig", "CheckpointConfig", "ConfigError", "CurriculumConfig", "EngineConfig", "EvalConfig",
-    "ModelConfig", "OptimizerConfig", "RolloutConfig", "RunConfig", "SFTConfig", "SamplingConfig",
+    "ModelConfig", "OptimizerConfig", "QuickstartConfig", "RolloutConfig", "RunConfig", "SFTConfig",
+    "SamplingConfig",
     "TrainConfig",
 ]

@@ -106,14 +106,16 @@ class Learner:
     def __init__(self, model: torch.nn.Module, cfg: OptimizerConfig, loss_fn: LossFn, *, total_steps: int,
                  device: str | torch.device = "cpu", dist: DistInfo | None = None, temperature: float = 1.0,
                  pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached",
-                 reference: torch.nn.Module | None = None) -> None:
+                 reference: torch.nn.Module | None = None, reference_in_loss: bool = True) -> None:
         self.cfg, self.loss_fn, self.device = cfg, loss_fn, torch.device(device)
         self.dist = dist or DistInfo()
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
         model.to(self.device).train()
         self.module = wrap_model(model, self.dist, strategy)
-        # the frozen reference policy of a KL term: its log-probs fill MicroBatch.ref_logp (no grad)
+        # the frozen reference policy of a KL: with `reference_in_loss` (a KL term) its log-probs fill
+        # MicroBatch.ref_logp (no grad); reinforce_pp's KL in the reward asks `reference_logprobs`
         self.reference = reference.to(self.device).eval().requires_grad_(False) if reference else None
+        self.reference_in_loss = reference_in_loss and self.reference is not None
         # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
         self.share_prefix = cfg.share_prefix and (not self.dist.enabled or strategy == "ddp")
         params = [p for p in self.module.parameters() if p.requires_grad]
@@ -133,16 +135,25 @@ class Learner:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @torch.no_grad()
     def recompute_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
         """The current policy's log-probs of each sample's targets ([L-1] each, 0 where the mask is 0),
         in sample order (the behaviour log-probs of >1 update per rollout)."""
+        return self._logprobs(self.module, samples)
+
+    def reference_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+        """The frozen reference policy's log-probs of each sample's targets, like `recompute_logprobs`."""
+        if self.reference is None:
+            raise RuntimeError("this learner has no reference policy (loss.kl_coef and algo.kl_coef are 0)")
+        return self._logprobs(self.reference, samples)
+
+    @torch.no_grad()
+    def _logprobs(self, module: torch.nn.Module, samples: Sequence[Sample]) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(samples)
         budget = self.cfg.micro_batch_tokens
         for mb in micro_batches(samples, budget, self.pad_id, share_prefix=self.share_prefix):
             mb = mb.to(self.device)
             with self._autocast():
-                logp, _ = token_logprobs(self.module, mb, self.temperature, share_prefix=self.share_prefix)
+                logp, _ = token_logprobs(module, mb, self.temperature, share_prefix=self.share_prefix)
             logp = (logp * (mb.mask != 0)).float().cpu()
             for r, i in enumerate(mb.rows):
                 out[i] = logp[r, : samples[i].num_tokens - 1].clone()
@@ -214,7 +225,7 @@ class Learner:
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
         mb = mb.to(self.device)
-        if self.reference is not None:
+        if self.reference_in_loss:
             with torch.no_grad():
                 mb.ref_logp, _ = token_logprobs(self.reference, mb, self.temperature,
                                                 share_prefix=self.share_prefix)

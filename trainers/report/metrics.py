@@ -48,6 +48,8 @@ METRICS: dict[str, str] = {
     "filter/kept_groups": "groups kept for the update (after the zero-variance filter)",
     "filter/dropped_groups": "groups dropped because every sample had the same success",
     "learner/samples": "episodes in the update (kept groups x group size)",
+    "algo/reward_kl": "reinforce_pp's KL in the reward (algo.kl_coef > 0): mean k1 estimate log pi_old - "
+                      "log pi_ref over the update's policy tokens",
     "learner/grad_norm": "global gradient norm before clipping (mean over the step's optimizer steps)",
     "learner/lr": "learning rate after the step",
     "learner/nonfinite": "fraction of optimizer steps skipped for a NaN/inf loss or gradient",

@@ -30,7 +30,7 @@ from toolgym.trainers.report.metrics import Progress, episode_metrics, peak_rss_
 from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import make_pool
 from toolgym.trainers.run.runstate import RunState
-from toolgym.trainers.run.stages import build_samples, group_episodes, outcomes
+from toolgym.trainers.run.stages import build_samples, group_episodes, mean_policy_kl, outcomes, reward_kl
 
 if TYPE_CHECKING:
     from toolgym.agents.episode import Episode
@@ -94,7 +94,8 @@ def train_step(run: RunState) -> dict[str, Any]:
 
     kept = run.group_filter.fill(sample_groups, cfg.rollout.prompts_per_step)
     rollout_s = time.monotonic() - started
-    samples = build_samples(kept.kept, cfg)
+    kl = reward_kl(kept.kept, run.learner.reference_logprobs) if cfg.algo.kl_coef > 0 and kept.kept else None
+    samples = build_samples(kept.kept, cfg, kl)
     t_learn = time.monotonic()
     coef = run.entropy.coef_to_apply if run.entropy is not None else None  # adaptive, else the config's
     learned = run.learner.update(samples, entropy_coef=coef) if samples else {}
@@ -109,6 +110,7 @@ def train_step(run: RunState) -> dict[str, Any]:
         "curriculum/unit_potentials": unit_potentials(run.curriculum),
         "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
         "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
+        **({"algo/reward_kl": mean_policy_kl(kept.kept, kl)} if kl is not None else {}),
         "rollout/max_response_tokens": float(cap or cfg.sampling.max_episode_tokens),
         "time/rollout_s": rollout_s, "time/learner_s": t_sync - t_learn,
         "time/sync_s": time.monotonic() - t_sync, "time/step_s": time.monotonic() - started,

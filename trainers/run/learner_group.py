@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from toolgym.trainers.config.checks import uses_reference
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.learner.batching import Sample
 from toolgym.trainers.learner.learner import Learner, entropy_mode, policy_loss_fn
@@ -64,12 +65,13 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
         # transformers 5 renamed it; the old name warns
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     reference = None
-    if cfg.loss.kl_coef > 0:  # frozen: loss.kl_reference (RunState sets the starting policy); a copy per rank
+    if uses_reference(cfg):  # frozen: loss.kl_reference (RunState sets the starting policy); a copy per rank
         reference = AutoModelForCausalLM.from_pretrained(cfg.loss.kl_reference or model_path,
                                                          dtype=getattr(torch, cfg.model.dtype))
     return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss), total_steps=cfg.run.steps,
                    device=device, dist=dist, temperature=cfg.sampling.temperature, pad_id=pad_id,
-                   strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss), reference=reference)
+                   strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss), reference=reference,
+                   reference_in_loss=cfg.loss.kl_coef > 0)
 
 
 class LearnerRank:
@@ -107,6 +109,9 @@ class LearnerRank:
         self.learner = build_learner(self.cfg, self.model_path, device=self.device, pad_id=self.pad_id,
                                      dist=info)
         return os.getpid()
+
+    def reference_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+        return self.learner.reference_logprobs(samples)
 
     def update(self, samples: Sequence[Sample],
                entropy_coef: float | None) -> tuple[dict[str, float], int, int]:
@@ -219,6 +224,11 @@ class LearnerGroup:
         shared = self.ray.put(list(samples))  # one copy in the object store, read by every rank
         metrics, self.steps_done, self.steps_skipped = self._all("update", shared, entropy_coef)[0]
         return metrics
+
+    def reference_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+        """The reference policy's log-probs of each sample's targets, from rank 0 (every rank holds the
+        whole reference, so one computes them)."""
+        return self._get([self.actors[0].reference_logprobs.remote(list(samples))])[0]
 
     def policy_state(self) -> dict[str, torch.Tensor]:
         """The policy's full weights on CPU (rank 0's), for syncing to inference engines."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import yaml
+from toolgym.trainers.config.checks import uses_reference
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.learner.learner import Learner
 from toolgym.trainers.report.metrics import MetricsLogger
@@ -98,7 +99,7 @@ class RunState:
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)  # the driver process is the learner's
         path = str(ckpt.model_dir) if ckpt else base_model_path(cfg, run_dir)
-        if cfg.loss.kl_coef > 0 and cfg.loss.kl_reference is None:  # the KL's reference: the start, also
+        if uses_reference(cfg) and cfg.loss.kl_reference is None:  # the KL's reference: the start, also
             start = base_model_path(cfg, run_dir)                     # on resume (not the checkpoint)
             cfg = cfg.replace(loss=dataclasses.replace(cfg.loss, kl_reference=start))
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,99 @@
+"""`toolgym train` warm-starts any model whose recipe has SFT steps (issue 16's SFT cold start).
+
+Real runs through the CLI in one process (--no-ray): a locally built tiny model stands in for a named
+model (`--model DIR`), its teacher demos come from the rollout code and its own chat template, SFT,
+step-0 held-out eval, then RL from the warm model. `--skip-sft`, `sft.data` and `quickstart.budget_s`
+each change what happens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from toolgym.agents.episode import read_jsonl, write_jsonl
+from toolgym.agents.tiny import cached_tiny_model
+from toolgym.trainers.config import load_config
+from toolgym.trainers.report.metrics import read_metrics
+from transformers import AutoModelForCausalLM
+
+from toolgym.cli import main
+
+SMALL = ["run.steps=1", "sft.steps=2", "sft.demos=3", "sft.batch_size=3", "rollout.prompts_per_step=2",
+         "rollout.group_size=2", "rollout.num_workers=1", "eval.problems=2", "sampling.max_new_tokens=24",
+         "run.progress=false", "quickstart.guess_fraction=0", "quickstart.guess_steps=0",
+         "quickstart.budget_s=null", "curriculum.scheduler=uniform",
+         "curriculum.options={unit: instance, instances_per_family: 16}"]
+
+
+@pytest.fixture(scope="module")
+def named_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A save_pretrained folder given as --model, as a hub model would be."""
+    return cached_tiny_model(tmp_path_factory.getbasetemp() / "toolgym-cache")
+
+
+def _rl_start(run: Path) -> str:
+    """The model RL started from (recorded in the checkpoint's config)."""
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    import yaml
+
+    return yaml.safe_load((run / "checkpoints" / latest / "config.yaml").read_text())["model"]["name_or_path"]
+
+
+def _first_weight(path: Path | str) -> torch.Tensor:
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    return next(iter(model.parameters())).detach().clone()
+
+
+def test_a_named_model_is_warm_started_then_trained_by_rl(named_model: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run), *SMALL]) == 0
+    assert [r["step"] for r in read_metrics(run / "sft_metrics.jsonl")] == [1, 2]
+    assert len(list(read_jsonl(run / "demos.jsonl"))) >= 1  # teacher demos of the training tasks
+    assert (run / "eval" / "step_000000.json").exists()  # held-out pass@1 after the warm start
+    assert "eval/pass@1" in next(r for r in read_metrics(run / "metrics.jsonl") if r["step"] == 0)
+    assert _rl_start(run) == str(run / "warm_model")  # RL from the warm model, not from --model
+    assert not torch.equal(_first_weight(run / "warm_model"), _first_weight(named_model))
+    assert json.loads((run / "summary.json").read_text())["rl_steps"] == 1
+
+
+def test_skip_sft_starts_rl_from_the_model_as_it_is(named_model: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--no-ray", "--skip-sft", "--model", str(named_model), "--output", str(run),
+                 *SMALL]) == 0
+    assert not (run / "sft_metrics.jsonl").exists() and not (run / "warm_model").exists()
+    assert _rl_start(run) == str(named_model)
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "reward/mean" in r] == [1]
+
+
+def test_sft_data_replaces_the_teacher_demos(named_model: Path, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "mine.jsonl"
+    assert main(["demos", str(data), "-n", "2", "--model", str(named_model)]) == 0
+    mine = list(read_jsonl(data))
+    run = tmp_path / "run"
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run), f"sft.data={data}",
+                 *SMALL]) == 0
+    assert not (run / "demos.jsonl").exists()  # no teacher demos generated: the user's data was used
+    assert json.loads((run / "warm_start.json").read_text())["demos"] == len(mine)
+    foreign = mine[0]
+    foreign.response_ids = [10**6] * len(foreign.response_ids)  # ids from some other, larger tokenizer
+    write_jsonl([foreign], tmp_path / "foreign.jsonl")
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(tmp_path / "bad"),
+                 f"sft.data={tmp_path / 'foreign.jsonl'}", *SMALL]) == 2
+    assert "outside this model's vocabulary" in capsys.readouterr().err
+
+
+def test_the_quickstart_budget_stops_rl_early(named_model: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    tight = [*SMALL, "quickstart.budget_s=1", "run.steps=3"]
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run), *tight]) == 0
+    assert json.loads((run / "summary.json").read_text())["rl_steps"] == 0
+
+
+def test_guess_fraction_and_guess_steps_go_together() -> None:
+    for pair in (["quickstart.guess_fraction=0.5", "quickstart.guess_steps=0"],
+                 ["quickstart.guess_fraction=0", "quickstart.guess_steps=10"]):
+        with pytest.raises(ValueError, match="go together"):
+            load_config("quickstart", pair)
