@@ -16,7 +16,7 @@ such an episode carries zero loss weight (`trainable` is False).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class Episode:
     turns: int = 0  # assistant turns taken
     tool_calls: int = 0
     tool_errors: int = 0  # tool calls whose code raised, timed out or crashed
+    format_errors: int = 0  # turns with a format problem (unclosed fence, no code and no answer, ...)
     finish_reason: str = "error"  # see FINISH_REASONS ("length": the model's context filled up)
     truncated: bool = False  # ended by a limit (turns, tool calls, time, context), not by an answer
     timings: dict[str, float] = field(default_factory=dict)  # seconds: generate_s, env_s, total_s, ...
@@ -81,6 +82,21 @@ class Episode:
         if unknown:
             raise ValueError(f"unknown Episode fields {unknown}; known fields: {sorted(known)}")
         return cls(**data)
+
+
+def tool_use_health(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Whether the agent uses the tool protocol at all, as fractions: `parse_fail_rate` (turns with a
+    format problem / turns), `no_tool_frac` (episodes without a tool call), `answered_frac` (episodes
+    that gave an answer) and `finish_<reason>` per finish reason. A reward that rises while
+    no_tool_frac is 1 is the model learning to answer without the interpreter."""
+    n = max(1, len(episodes))
+    turns = sum(e.turns for e in episodes)
+    out = {"parse_fail_rate": sum(e.format_errors for e in episodes) / turns if turns else 0.0,
+           "no_tool_frac": sum(e.tool_calls == 0 for e in episodes) / n,
+           "answered_frac": sum(e.finish_reason == "answered" for e in episodes) / n}
+    for reason in FINISH_REASONS:
+        out[f"finish_{reason}"] = sum(e.finish_reason == reason for e in episodes) / n
+    return out
 
 
 def longest_turn(episode: Episode) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.agents.engine import SamplingParams
-from toolgym.agents.episode import Episode, write_jsonl
+from toolgym.agents.episode import Episode, tool_use_health, write_jsonl
 from toolgym.agents.rollout import RolloutRunner
 from toolgym.envs import registry
 from toolgym.envs.sandbox import describe_isolation
@@ -91,6 +91,7 @@ def summarize(episodes: Iterable[Episode], ks: Sequence[int] = (1,)) -> dict[str
     for k in ks:
         scores = [pass_at_k(len(g), sum(e.success for e in g), k) for g in problems.values() if len(g) >= k]
         out[f"pass@{k}"] = sum(scores) / len(scores) if scores else None
+        out[f"pass@{k}_stderr"] = standard_error(scores)
     count = max(1, len(episodes))
     calls = sum(e.tool_calls for e in episodes)
     out.update({
@@ -104,8 +105,18 @@ def summarize(episodes: Iterable[Episode], ks: Sequence[int] = (1,)) -> dict[str
         "errors": sum(e.finish_reason == "error" for e in episodes),
         "infrastructure_errors": sum(e.finish_reason == "error" and is_infrastructure_error(e.error)
                                      for e in episodes),
+        **tool_use_health(episodes),
     })
     return out
+
+
+def standard_error(values: Sequence[float]) -> float | None:
+    """Standard error of the mean over problems (sample std / sqrt(n)); None below 2 problems."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
 
 
 def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "quickstart", *,
@@ -182,17 +193,44 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write `results.json` and `results.md` into `out_dir`; return their paths."""
+def write_report(result: dict[str, Any], out_dir: str | Path, *,
+                 token_level: bool = True) -> tuple[Path, Path]:
+    """Write `results.json` and `results.md` into `out_dir`; return their paths. With the episodes in
+    `result` (keep_episodes): `transcripts.jsonl` (what was said, run and scored, one episode per line)
+    and, when `token_level`, `episodes.jsonl` (whole Episodes with token ids, `read_jsonl`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     serialisable = {k: v for k, v in result.items() if k != "episodes"}
     json_path, md_path = out / "results.json", out / "results.md"
     json_path.write_text(json.dumps(serialisable, indent=2) + "\n")
     md_path.write_text(markdown_table(result))
-    if "episodes" in result:  # the transcripts, one Episode per line (toolgym.agents.episode.read_jsonl)
-        write_jsonl(result["episodes"], out / "episodes.jsonl")
+    if "episodes" in result:
+        with open(out / "transcripts.jsonl", "w", encoding="utf-8") as handle:
+            for ep in result["episodes"]:
+                handle.write(json.dumps(transcript(ep), ensure_ascii=False) + "\n")
+        if token_level:
+            write_jsonl(result["episodes"], out / "episodes.jsonl")
     return json_path, md_path
+
+
+def transcript(ep: Episode) -> dict[str, Any]:
+    """An episode as a reader wants it: the conversation (model turns, tool outputs as the model saw
+    them), how it ended and how it scored."""
+    keys = ("task_id", "split", "index", "sample", "finish_reason", "score", "success", "reward", "turns",
+            "tool_calls", "tool_errors", "format_errors", "error")
+    return {**{k: getattr(ep, k) for k in keys}, "messages": ep.messages or []}
+
+
+def format_transcript(ep: Episode, width: int = 2000) -> str:
+    """A transcript as text for the terminal (each message cut to `width` characters)."""
+    head = (f"=== {ep.task_id} {ep.split} #{ep.index} sample {ep.sample}: {ep.finish_reason}, score "
+            f"{ep.score:.2f}, reward {ep.reward:.2f}, {ep.tool_calls} tool call(s), {ep.format_errors} "
+            "malformed turn(s)")
+    body = []
+    for m in ep.messages or []:
+        text = str(m.get("content", ""))
+        body.append(f"--- {m.get('role', '?')}\n{text[:width]}" + (" [...]" if len(text) > width else ""))
+    return "\n".join([head, *body, *([f"error: {ep.error}"] if ep.error else [])])
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -281,6 +281,7 @@ class RolloutRunner:
                                                   or dict.fromkeys(REWARD_COMPONENTS, 0.0)),
             score=float(info.get("score", 0.0)), success=bool(info.get("success", False)), turns=s.turns,
             tool_calls=int(info.get("tool_calls", 0)), tool_errors=int(info.get("tool_errors", 0)),
+            format_errors=int(info.get("format_errors", 0)),
             finish_reason=finish_reason, truncated=bool(truncated), timings=timings,
             error=(error or "failed") if finish_reason == "error" else None, sample=s.sample,
             messages=list(s.messages) if (self.keep_messages or self.text_mode) else None)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recipes": ("toolgym.commands.recipes", "list or show the shipped training recipes"),
     "report": ("toolgym.commands.report", "write an HTML report with plots for one or more run directories"),
     "doctor": ("toolgym.commands.doctor", "check the installation and run a sandbox self-test"),
+    "models": ("toolgym.commands.models", "list or pull pretrained models fetched from the package index"),
 }
 
 

@@ -1,6 +1,7 @@
 """What a checkpoint was trained in: resolve `--model` to its model folder and read the run's config.
 
-`eval`, `serve` and `doctor` accept any of
+`eval`, `serve` and `doctor` accept a model catalogue name (`toolgym models list`; pulled on first
+use) or any of
 
     RUN_DIR                               the run's latest checkpoint (else its warm_model/)
     RUN_DIR/checkpoints/step_N            that checkpoint's model/
@@ -48,11 +49,20 @@ class TrainedEnv:
 
 
 def resolve_model(path: str | Path) -> tuple[Path, Path | None]:
-    """(model folder, config.yaml or None) for a run directory, a checkpoint or a model folder."""
+    """(model folder, config.yaml or None) for a run directory, a checkpoint, a model folder or a model
+    catalogue name (pulled on first use; `toolgym models`)."""
+    from toolgym.agents.catalogue import CATALOGUE, ModelFetchError, pull
+
+    if str(path) in CATALOGUE:
+        try:
+            return pull(str(path)), None
+        except ModelFetchError as exc:
+            raise FileNotFoundError(str(exc)) from None
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: give a run directory, "
-                                "RUN_DIR/checkpoints/step_N, a save_pretrained folder or openai:NAME@URL")
+                                "RUN_DIR/checkpoints/step_N, a save_pretrained folder, a model catalogue "
+                                "name (`toolgym models list`) or openai:NAME@URL")
     if (p / "checkpoints").is_dir() or (p / "warm_model").is_dir():  # a run directory
         p = _latest(p / "checkpoints") or p / "warm_model"
         if not p.is_dir():

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolgym.agents.catalogue import ModelFetchError, resolve_model
     from toolgym.agents.episode import write_jsonl
     from toolgym.agents.evaluate import resolve_tasks
     from toolgym.agents.policies import TeacherAgent
@@ -37,7 +38,12 @@ def run(args: argparse.Namespace) -> int:
     except (LookupError, ValueError) as exc:
         print(f"toolgym demos: {exc}", file=sys.stderr)
         return 2
-    tokenizer = AutoTokenizer.from_pretrained(args.model or cached_tiny_model())
+    try:
+        source = resolve_model(args.model) if args.model else str(cached_tiny_model())
+    except ModelFetchError as exc:
+        print(f"toolgym demos: {exc}", file=sys.stderr)
+        return 2
+    tokenizer = AutoTokenizer.from_pretrained(source)
     indices = range(args.start, args.start + args.n)
     requests = [TaskRequest(t, i, args.split) for t in task_ids for i in indices]
     with RolloutRunner(TeacherAgent(tokenizer), tokenizer, keep_messages=True) as runner:

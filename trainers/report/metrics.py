@@ -48,6 +48,11 @@ METRICS: dict[str, str] = {
     "filter/kept_groups": "groups kept for the update (after the zero-variance filter)",
     "filter/dropped_groups": "groups dropped because every sample had the same success",
     "learner/samples": "episodes in the update (kept groups x group size)",
+    "tool/parse_fail_rate": "turns with a format problem (unclosed fence, neither code nor answer) / turns",
+    "episode/no_tool_frac": "episodes that made no tool call (a reward rising with this at 1: no tool use)",
+    "episode/answered_frac": "episodes that gave an answer (finish reason answered)",
+    **{f"episode/finish_{reason}": f"episodes that ended with finish reason {reason!r}"
+       for reason in ("answered", "max_turns", "max_tool_calls", "time", "malformed", "length", "error")},
     "algo/reward_kl": "reinforce_pp's KL in the reward (algo.kl_coef > 0): mean k1 estimate log pi_old - "
                       "log pi_ref over the update's policy tokens",
     "learner/grad_norm": "global gradient norm before clipping (mean over the step's optimizer steps)",
@@ -151,6 +156,17 @@ class Progress:
             self._bar.close()
 
 
+def no_tool_warning(step: int, metrics: Mapping[str, Any]) -> str | None:
+    """A line for the log when a whole step made no tool call (the "reward rises while no tool ever
+    runs" failure: the policy learns to answer without the interpreter, or its calls never parse)."""
+    if metrics.get("episode/no_tool_frac") != 1.0 or not metrics.get("rollout/episodes"):
+        return None
+    return (f"warning: step {step}: none of its {int(metrics['rollout/episodes'])} episodes made a tool call "
+            f"(reward {metrics.get('reward/mean', float('nan')):.3f}, parse failures "
+            f"{metrics.get('tool/parse_fail_rate', 0.0):.0%} of turns): the policy is not using the "
+            "interpreter -- check the tool format and the warm start")
+
+
 def episode_metrics(episodes: Sequence[Any], rollout_s: float) -> dict[str, float]:
     """The `rollout/`, `reward/`, `success/`, `episode/`, `tool/` metrics of one step's episodes."""
     n = len(episodes)
@@ -175,8 +191,18 @@ def episode_metrics(episodes: Sequence[Any], rollout_s: float) -> dict[str, floa
         "tool/calls": calls / n,
         "tool/error_rate": sum(e.tool_errors for e in episodes) / max(1, calls),
         "tool/errors": sum(e.tool_errors for e in episodes) / n,
+        **health_metrics(episodes),
         **rollout_time_split(episodes, rollout_s),
     }
+
+
+def health_metrics(episodes: Sequence[Any]) -> dict[str, float]:
+    """`tool_use_health` under metric names: tool/parse_fail_rate, episode/no_tool_frac,
+    episode/answered_frac, episode/finish_<reason>."""
+    from toolgym.agents.episode import tool_use_health
+
+    health = tool_use_health(episodes)
+    return {("tool/" if name == "parse_fail_rate" else "episode/") + name: v for name, v in health.items()}
 
 
 def rollout_time_split(episodes: Sequence[Any], rollout_s: float) -> dict[str, float]:

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from toolgym.trainers.config.checks import task_ids
 from toolgym.trainers.config.schema import TrainConfig
-from toolgym.trainers.report.metrics import Progress, episode_metrics, peak_rss_mb, unit_potentials
+from toolgym.trainers.report.metrics import (
+    Progress,
+    episode_metrics,
+    no_tool_warning,
+    peak_rss_mb,
+    unit_potentials,
+)
 from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import make_pool
 from toolgym.trainers.run.runstate import RunState
@@ -60,6 +66,8 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
                     metrics.update(eval_metrics(evals[run.step]))
                 run.logger.log(run.step, metrics)
                 progress.update(metrics)
+                if warning := no_tool_warning(run.step, metrics):
+                    progress.write(warning)
                 if cfg.checkpoint.every > 0 and run.step % cfg.checkpoint.every == 0:
                     run.save()
             if interrupted():

@@ -41,8 +41,10 @@ def resolve_device(cfg: TrainConfig) -> str:
 
 def base_model_path(cfg: TrainConfig, run_dir: Path) -> str:
     """The policy to start from: model.name_or_path, else the tiny model built into the run dir."""
-    if cfg.model.name_or_path:
-        return cfg.model.name_or_path
+    if cfg.model.name_or_path:  # a folder, a hub id, or a model catalogue name (pulled on first use)
+        from toolgym.agents.catalogue import resolve_model
+
+        return resolve_model(cfg.model.name_or_path)
     from toolgym.agents.tiny import build_tiny_model
 
     target = run_dir / "base_model"
