@@ -33,7 +33,7 @@ def test_ctrl_c_in_rl_writes_no_unmeasured_figure_and_resume_rewrites_the_summar
     assert main([*TRAIN, "run.steps=2", "--output", str(out)]) == 130
     summary = json.loads((out / "summary.json").read_text())
     assert summary["heldout_pass1_rl"] is None and summary["interrupted_at_step"] == 1
-    assert summary["heldout_pass1_warm"] is not None
+    assert summary["heldout_pass1_sft"] is not None
     assert "heldout_pass1_rl: not measured" in capsys.readouterr().out
     curve = (out / "reward_curve.png").stat().st_mtime_ns
 

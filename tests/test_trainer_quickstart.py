@@ -26,7 +26,7 @@ def test_train_without_a_model_runs_the_quickstart_and_writes_the_run_directory(
     summary = json.loads((out / "summary.json").read_text())
     for key in SUMMARY_KEYS:
         assert key in summary and f"{key}:" in printed
-    assert 0.0 <= summary["heldout_pass1_warm"] <= 1.0 and 0.0 <= summary["heldout_pass1_rl"] <= 1.0
+    assert 0.0 <= summary["heldout_pass1_sft"] <= 1.0 and 0.0 <= summary["heldout_pass1_rl"] <= 1.0
     assert summary["wall_s"] > 0 and summary["peak_rss_mb"] > 50
     for name in ("reward_curve.png", "demos.jsonl", "sft_metrics.jsonl", "warm_model/config.json",
                  "eval/step_000000.json", "eval/step_000001.json", "checkpoints/latest", "config.yaml"):

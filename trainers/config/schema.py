@@ -169,6 +169,9 @@ class EvalConfig:
     n: int = 1  # samples per instance
     ks: tuple[int, ...] = (1,)
     temperature: float = 0.0  # 0 = greedy
+    # with a warm start: also evaluate the model as it was before it (RUN_DIR/eval/base.json, the
+    # summary's heldout_pass1_base) -- a pretrained model's own figure; a random tiny one scores 0
+    before_warm_start: bool = False
 
     def __post_init__(self) -> None:
         _check(self.n >= max(self.ks), f"eval.n ({self.n}) must be >= the largest k in eval.ks {self.ks}")

@@ -31,7 +31,7 @@ from toolgym.trainers.report.plots import (
     render_panel,
 )
 
-SUMMARY_KEYS = ("heldout_pass1_warm", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
+SUMMARY_KEYS = ("heldout_pass1_sft", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import peak_rss_mb, read_metrics
 from toolgym.trainers.run.warm_start import warm_start
 
-SUMMARY_KEYS = ("heldout_pass1_warm", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
+SUMMARY_KEYS = ("heldout_pass1_sft", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
 
 
 def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve_s: float = 90.0,
@@ -53,6 +53,7 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     try:
+        base = evaluate_base(cfg, run_dir) if cfg.eval.before_warm_start and cfg.eval.problems > 0 else None
         warm, sft_info = warm_start(cfg, run_dir, cfg.run.progress)
     except KeyboardInterrupt:
         kept = [name for name in ("base_model", "demos.jsonl") if (run_dir / name).exists()]
@@ -61,7 +62,8 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     rl_cfg = cfg.replace(model=dataclasses.replace(cfg.model, name_or_path=warm),
                          run=dataclasses.replace(cfg.run, time_limit_s=limit))
     result = fit(rl_cfg, run_dir, resume=resume and latest_checkpoint(run_dir) is not None)
-    summary = {**measured_summary(run_dir, result), "wall_s": round(time.monotonic() - started, 1),
+    summary = {**measured_summary(run_dir, result), **base_summary(base),
+               "wall_s": round(time.monotonic() - started, 1),
                "peak_rss_mb": round(peak_rss_mb() + sum(result.get("worker_peak_rss_mb", [])), 1),
                "driver_peak_rss_mb": round(peak_rss_mb(), 1),
                "worker_peak_rss_mb": result.get("worker_peak_rss_mb", []),
@@ -71,6 +73,35 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     plot_reward_curve(run_dir, summary)
     return summary
+
+
+def evaluate_base(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Held-out eval of the model before the warm start (eval.before_warm_start), with the trainer's
+    eval settings; RUN_DIR/eval/base.json (a resumed run reuses it)."""
+    from toolgym.trainers.config.checks import task_ids
+    from toolgym.trainers.run.runstate import base_model_path
+    from toolgym.trainers.run.workers import RolloutWorker
+
+    out = run_dir / "eval" / "base.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    e = cfg.eval
+    worker = RolloutWorker(base_model_path(cfg, run_dir), cfg.to_dict(), threads=cfg.run.threads)
+    try:
+        result = worker.evaluate(task_ids(cfg, e.split), e.split, e.problems, e.n, list(e.ks), e.temperature,
+                                 cfg.run.seed)
+    finally:
+        worker.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"step": "base", **result}, indent=1, default=str))
+    return result
+
+
+def base_summary(base: dict[str, Any] | None) -> dict[str, Any]:
+    if base is None:
+        return {}
+    return {"heldout_pass1_base": base["overall"]["pass@1"],
+            "heldout_pass1_base_per_task": per_task_pass1(base)}
 
 
 def rl_time_limit(cfg: TrainConfig, started: float, eval_reserve_s: float) -> float | None:
@@ -90,8 +121,10 @@ def measured_summary(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     first = evals.get(0)
     last = evals.get(result["step"]) if not result["interrupted"] and result["step"] > 0 else None
     out: dict[str, Any] = {
-        "heldout_pass1_warm": first["overall"]["pass@1"] if first else None,
+        "heldout_pass1_sft": first["overall"]["pass@1"] if first else None,
         "heldout_pass1_rl": last["overall"]["pass@1"] if last else None,
+        "heldout_pass1_sft_per_task": per_task_pass1(first),
+        "heldout_pass1_rl_per_task": per_task_pass1(last),
         "rl_steps": result["step"],
         "heldout_problems": (first or last or {"overall": {"problems": 0}})["overall"]["problems"],
         "heldout_tasks": (first or last or {"config": {"tasks": []}})["config"]["tasks"],
@@ -99,6 +132,10 @@ def measured_summary(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     if result["interrupted"]:
         out["interrupted_at_step"] = result["step"]  # no final eval: resume with --resume
     return out
+
+
+def per_task_pass1(result: dict[str, Any] | None) -> dict[str, float | None] | None:
+    return {t: r["pass@1"] for t, r in result["per_task"].items()} if result else None
 
 
 def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
@@ -118,7 +155,7 @@ def plot_reward_curve(run_dir: Path, summary: dict[str, Any]) -> Path:
             label="held-out pass@1 (measured)")
     ax.set_xlabel("RL step")
     tasks = ", ".join(summary.get("heldout_tasks") or []) or "quickstart"
-    ax.set_title(f"{tasks}: held-out pass@1 {_figure(summary['heldout_pass1_warm'])} (warm start) -> "
+    ax.set_title(f"{tasks}: held-out pass@1 {_figure(summary['heldout_pass1_sft'])} (warm start) -> "
                  f"{_figure(summary['heldout_pass1_rl'])} (after RL)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
