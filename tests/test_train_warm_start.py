@@ -97,3 +97,17 @@ def test_guess_fraction_and_guess_steps_go_together() -> None:
                  ["quickstart.guess_fraction=0", "quickstart.guess_steps=10"]):
         with pytest.raises(ValueError, match="go together"):
             load_config("quickstart", pair)
+
+
+def test_before_warm_start_also_evaluates_the_base_model(named_model: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run),
+                 "eval.before_warm_start=true", *SMALL]) == 0
+    base = json.loads((run / "eval" / "base.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["heldout_pass1_base"] == base["overall"]["pass@1"]
+    assert set(summary["heldout_pass1_base_per_task"]) == set(summary["heldout_pass1_sft_per_task"])
+    plain = tmp_path / "plain"  # the first test's run, without it: no base eval
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(plain), *SMALL]) == 0
+    assert not (plain / "eval" / "base.json").exists()
+    assert "heldout_pass1_base" not in json.loads((plain / "summary.json").read_text())

@@ -8,7 +8,8 @@ import re
 import pytest
 from toolgym.agents.episode import Episode, read_jsonl
 from toolgym.agents.tiny import cached_tiny_model
-from toolgym.trainers.run.sft import mean_nll, sft_samples
+from toolgym.trainers.config.schema import SFTConfig
+from toolgym.trainers.run.sft import mean_nll, run_sft, sft_samples
 from transformers import AutoModelForCausalLM
 
 from toolgym.cli import main
@@ -61,3 +62,10 @@ def test_sft_errors_are_clear(tiny_path, tmp_path, capsys) -> None:
     bad.write_text('{"task_id": "x", "nonsense": 1}\n')
     assert main(["sft", str(bad), "--model", str(tiny_path)]) == 2
     assert "not an Episode record" in capsys.readouterr().err
+
+
+def test_sft_metrics_hold_no_logprob_mismatch(tiny_path, demos) -> None:
+    """SFT samples carry no behaviour log-probs: a mismatch figure there would only repeat the NLL."""
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_path))
+    history = run_sft(model, list(read_jsonl(demos)), SFTConfig(steps=2, batch_size=2, only_success=True))
+    assert len(history) == 2 and all("rollout/logprob_mismatch" not in m and "loss/nll" in m for m in history)

@@ -106,7 +106,8 @@ class Learner:
     def __init__(self, model: torch.nn.Module, cfg: OptimizerConfig, loss_fn: LossFn, *, total_steps: int,
                  device: str | torch.device = "cpu", dist: DistInfo | None = None, temperature: float = 1.0,
                  pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached",
-                 reference: torch.nn.Module | None = None, reference_in_loss: bool = True) -> None:
+                 reference: torch.nn.Module | None = None, reference_in_loss: bool = True,
+                 measure_mismatch: bool = True) -> None:
         self.cfg, self.loss_fn, self.device = cfg, loss_fn, torch.device(device)
         self.dist = dist or DistInfo()
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
@@ -116,6 +117,8 @@ class Learner:
         # MicroBatch.ref_logp (no grad); reinforce_pp's KL in the reward asks `reference_logprobs`
         self.reference = reference.to(self.device).eval().requires_grad_(False) if reference else None
         self.reference_in_loss = reference_in_loss and self.reference is not None
+        # rollout/logprob_mismatch needs behaviour log-probs: off for SFT (its samples carry none)
+        self.measure_mismatch = measure_mismatch
         # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
         self.share_prefix = cfg.share_prefix and (not self.dist.enabled or strategy == "ddp")
         params = [p for p in self.module.parameters() if p.requires_grad]
@@ -175,7 +178,8 @@ class Learner:
         for _ in range(self.cfg.epochs):
             for indices in split_mini_batches(len(samples), self.cfg.mini_batches):
                 local = [samples[i] for i in shard(indices, self.dist.rank, self.dist.world_size)]
-                step = self._step(local, entropy_coef, measure=steps == 0 and mismatch is None)
+                measure = self.measure_mismatch and steps == 0 and mismatch is None
+                step = self._step(local, entropy_coef, measure=measure)
                 measured = step.pop(MISMATCH, None)
                 mismatch = measured if measured is not None else mismatch
                 for k, v in step.items():

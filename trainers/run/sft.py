@@ -43,7 +43,7 @@ def run_sft(model: Any, episodes: Sequence[Episode], cfg: SFTConfig, *, seed: in
         raise ValueError(f"no trainable episodes among {len(episodes)} (only_success={cfg.only_success}): "
                          "SFT needs episodes with loss-mask-1 tokens (e.g. solved teacher demos)")
     learner = Learner(model, sft_optimizer(cfg, micro_batch_tokens), nll_loss, total_steps=cfg.steps,
-                      device=device, pad_id=pad_id, entropy="none")
+                      device=device, pad_id=pad_id, entropy="none", measure_mismatch=False)
     rng = random.Random(seed)
     order: list[int] = []
     history = []
