@@ -116,3 +116,18 @@ def test_an_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_names_get_a_suggestion(capsys) -> None:
     assert main(["models", "pull", "smollm2-135m"]) == 2
     assert "Did you mean 'smollm2-135m-instruct'" in capsys.readouterr().err
+
+
+def test_demos_and_sft_take_the_catalogue_name(pulled: Path, tmp_path: Path, capsys) -> None:
+    from toolgym.agents.episode import read_jsonl
+    from transformers import AutoTokenizer
+
+    demos = tmp_path / "demos.jsonl"
+    assert main(["demos", str(demos), "-n", "2", "--suite", "quickstart", "--model", NAME]) == 0
+    tokenizer = AutoTokenizer.from_pretrained(str(pulled))
+    first = next(iter(read_jsonl(demos)))
+    assert tokenizer.decode(first.prompt_ids).startswith("<|im_start|>system")  # its own template
+    out = tmp_path / "sft"
+    assert main(["sft", str(demos), "--model", NAME, "--steps", "1", "--batch-size", "1",
+                 "--output", str(out), "--quiet"]) == 0
+    assert (out / "config.json").exists() and "1 steps on 2 episodes" in capsys.readouterr().out
