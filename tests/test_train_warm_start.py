@@ -111,3 +111,24 @@ def test_before_warm_start_also_evaluates_the_base_model(named_model: Path, tmp_
     assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(plain), *SMALL]) == 0
     assert not (plain / "eval" / "base.json").exists()
     assert "heldout_pass1_base" not in json.loads((plain / "summary.json").read_text())
+
+
+def test_the_warm_start_uses_the_recipes_micro_batch_budget(named_model: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SFT stage packs its micro-batches by optimizer.micro_batch_tokens (it used 8192 whatever the
+    recipe said: a real model's activations then outgrew the memory the recipe was sized for)."""
+    from toolgym.trainers.learner import batching
+
+    budgets: list[int] = []
+    original = batching.micro_batches
+
+    def spy(samples, token_budget, *args, **kwargs):
+        budgets.append(token_budget)
+        return original(samples, token_budget, *args, **kwargs)
+
+    monkeypatch.setattr("toolgym.trainers.run.sft.micro_batches", spy)
+    monkeypatch.setattr("toolgym.trainers.learner.learner.micro_batches", spy)
+    run = tmp_path / "run"
+    assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run),
+                 "optimizer.micro_batch_tokens=777", *SMALL]) == 0
+    assert budgets and set(budgets) == {777}

@@ -189,7 +189,8 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
         try:  # the demo lists are curated (solved teacher demos, deliberate guesses): train on all
             for episodes, phase_cfg in phases:
                 run_sft(model, episodes, phase_cfg, seed=cfg.run.seed + offset, device=resolve_device(cfg),
-                        pad_id=tokenizer.pad_token_id or 0, on_step=on_step)
+                        pad_id=tokenizer.pad_token_id or 0, on_step=on_step,
+                        micro_batch_tokens=cfg.optimizer.micro_batch_tokens)
                 offset += phase_cfg.steps
         finally:
             bar.close()
@@ -198,6 +199,7 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
     info = {"demos": len(demos), "demo_s": demo_s, "sft_s": time.monotonic() - started - demo_s,
             "guess_demos": sum(1 for e in demos if e.tool_calls == 0),
             "sft_final_nll": mean_nll(model, phases[-1][0], device=resolve_device(cfg),
-                                      pad_id=tokenizer.pad_token_id or 0, only_success=False)}
+                                      pad_id=tokenizer.pad_token_id or 0, only_success=False,
+                                      micro_batch_tokens=cfg.optimizer.micro_batch_tokens)}
     done.write_text(json.dumps(info, indent=1))  # the stage is complete: a resume skips it
     return str(warm), info
