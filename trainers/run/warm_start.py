@@ -202,20 +202,4 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
                                       pad_id=tokenizer.pad_token_id or 0, only_success=False,
                                       micro_batch_tokens=cfg.optimizer.micro_batch_tokens)}
     done.write_text(json.dumps(info, indent=1))  # the stage is complete: a resume skips it
-    del model
-    release_memory()  # the SFT model and its optimizer state, before RL builds its own
     return str(warm), info
-
-
-def release_memory() -> None:
-    """Collect reference cycles (a learner's optimizer and schedule hold some) and hand freed heap
-    pages back to the OS (glibc's malloc_trim; a no-op elsewhere), so RL does not start on top of the
-    warm start's peak."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
