@@ -41,3 +41,20 @@ def test_eval_completions_needs_a_tokenizer_and_takes_one(tmp_path: Path, capsys
     model = cached_tiny_model(tmp_path / "cache")
     assert main([*common, "--tokenizer", str(model)]) == 1  # tokenizer loaded; then the endpoint is down
     assert "cannot reach" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("warm_start", [True, False], ids=["with-warm-start", "rl-only"])
+def test_a_hub_id_without_a_reachable_hub_names_the_package_index_catalogue(warm_start: bool,
+                                                                            tmp_path: Path) -> None:
+    """A real `toolgym train` process with the hub switched off (HF_HUB_OFFLINE, read at import)."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["train", "--no-ray", "--model", "someorg/no-such-model", "--output", str(tmp_path / "run"),
+            "run.progress=false", *([] if warm_start else ["--skip-sft"])]
+    done = subprocess.run([sys.executable, "-m", "toolgym.cli", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "could not load 'someorg/no-such-model' from the model hub" in done.stderr
+    assert "toolgym models list" in done.stderr and "Traceback" not in done.stderr

@@ -79,6 +79,22 @@ def resolve_model(path: str | Path) -> tuple[Path, Path | None]:
     return p, None
 
 
+def model_or_tiny(name: str | None, command: str) -> str | None:
+    """The local folder for `--model` of a command that defaults to the locally built tiny model: a
+    catalogue name is pulled, a folder or hub id passes through; None (the reason printed) when a
+    catalogue model cannot be fetched."""
+    import sys
+
+    from toolgym.agents.catalogue import ModelFetchError, resolve_model
+    from toolgym.agents.tiny import cached_tiny_model
+
+    try:
+        return resolve_model(name) if name else str(cached_tiny_model())
+    except ModelFetchError as exc:
+        print(f"toolgym {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def _is_model(p: Path) -> bool:  # a model or (for doctor's template check) a tokenizer folder
     return (p / "config.json").exists() or (p / "tokenizer_config.json").exists()
 

@@ -24,24 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toolgym.agents.catalogue import ModelFetchError, resolve_model
     from toolgym.agents.episode import write_jsonl
     from toolgym.agents.evaluate import resolve_tasks
     from toolgym.agents.policies import TeacherAgent
     from toolgym.agents.rollout import RolloutRunner
-    from toolgym.agents.tiny import cached_tiny_model
     from toolgym.envs.types import TaskRequest
     from transformers import AutoTokenizer
+
+    from toolgym.commands._trained import model_or_tiny
 
     try:
         task_ids = resolve_tasks(args.suite, args.split)
     except (LookupError, ValueError) as exc:
         print(f"toolgym demos: {exc}", file=sys.stderr)
         return 2
-    try:
-        source = resolve_model(args.model) if args.model else str(cached_tiny_model())
-    except ModelFetchError as exc:
-        print(f"toolgym demos: {exc}", file=sys.stderr)
+    source = model_or_tiny(args.model, "demos")
+    if source is None:
         return 2
     tokenizer = AutoTokenizer.from_pretrained(source)
     indices = range(args.start, args.start + args.n)

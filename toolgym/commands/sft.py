@@ -32,13 +32,13 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     import torch
-    from toolgym.agents.catalogue import ModelFetchError, resolve_model
     from toolgym.agents.episode import read_jsonl
-    from toolgym.agents.tiny import cached_tiny_model
     from toolgym.trainers.config.schema import SFTConfig
     from toolgym.trainers.report.metrics import MetricsLogger, Progress
     from toolgym.trainers.run.sft import mean_nll, run_sft
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from toolgym.commands._trained import model_or_tiny
 
     if not Path(args.data).exists():
         print(f"toolgym sft: {args.data} does not exist (make demos with `toolgym demos OUT.jsonl`)",
@@ -57,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print("toolgym sft: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    try:
-        source = resolve_model(args.model) if args.model else str(cached_tiny_model())
-    except ModelFetchError as exc:
-        print(f"toolgym sft: {exc}", file=sys.stderr)
+    source = model_or_tiny(args.model, "sft")
+    if source is None:
         return 2
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source).to(device)

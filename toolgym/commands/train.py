@@ -93,20 +93,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.overwrite:
         shutil.rmtree(run_dir, ignore_errors=True)
-    if cfg.sft.steps > 0 and not args.skip_sft:
-        return _warm_start_and_rl(cfg, run_dir, args.resume)
+    try:
+        if cfg.sft.steps > 0 and not args.skip_sft:
+            return _warm_start_and_rl(cfg, run_dir, args.resume)
+        return _rl(cfg, run_dir, args.resume)
+    except OSError as exc:  # a hub id on a machine without the hub (FileNotFoundError is handled below)
+        name = cfg.model.name_or_path
+        if name and not Path(name).exists() and not isinstance(exc, FileNotFoundError):
+            print(f"toolgym train: {hub_hint(name, exc)}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _rl(cfg: object, run_dir: str, resume: bool) -> int:
     from toolgym.trainers.run.driver import fit
 
     try:
-        result = fit(cfg, run_dir, resume=args.resume)
+        result = fit(cfg, run_dir, resume=resume)  # type: ignore[arg-type]
     except FileNotFoundError as exc:
         print(f"toolgym train: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a hub id on a machine without the hub
-        if cfg.model.name_or_path and not Path(cfg.model.name_or_path).exists():
-            print(f"toolgym train: {hub_hint(cfg.model.name_or_path, exc)}", file=sys.stderr)
-            return 2
-        raise
     state = "interrupted at" if result["interrupted"] else "finished"
     print(f"toolgym train: {state} step {result['step']}; run directory {run_dir}")
     return 130 if result["interrupted"] else 0

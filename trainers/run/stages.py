@@ -61,9 +61,9 @@ def reward_kl(groups: Sequence[Sequence[Episode]],
 
 
 def mean_policy_kl(groups: Sequence[Sequence[Episode]], kl: torch.Tensor) -> float:
-    """Mean of `reward_kl`'s [N, R] estimate over the groups' policy tokens."""
-    mask = response_mask([e for g in groups for e in g])
-    return float((kl * mask).sum() / mask.sum().clamp_min(1.0))
+    """Mean of `reward_kl`'s [N, R] estimate (0 off the policy tokens) over the groups' policy tokens."""
+    tokens = sum(sum(e.loss_mask) for g in groups for e in g)
+    return float(kl.sum()) / max(tokens, 1)
 
 
 def advantages(groups: Sequence[Sequence[Episode]], cfg: TrainConfig,
