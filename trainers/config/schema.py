@@ -164,6 +164,9 @@ class EvalConfig:
     """Held-out evaluation during and after training."""
 
     every: int = 0  # training steps between evaluations; 0 = only before and after
+    # also evaluate after the step in which the run's generated policy tokens (probe included) pass
+    # a multiple of this; 0 = off. Curves at fixed token checkpoints compare schedulers at equal cost
+    every_tokens: int = 0
     split: str = "heldout"
     problems: int = 32  # held-out instances per task
     n: int = 1  # samples per instance
@@ -175,6 +178,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check(self.n >= max(self.ks), f"eval.n ({self.n}) must be >= the largest k in eval.ks {self.ks}")
+        _check(self.every >= 0 and self.every_tokens >= 0,
+               f"eval.every and eval.every_tokens must be >= 0 (0 = off), got {self.every}, "
+               f"{self.every_tokens}")
 
 
 @dataclass
@@ -237,6 +243,9 @@ class RunConfig:
     ray_num_cpus: int = 2  # local Ray only
     threads: int | None = None  # torch intra-op threads of the driver (learner); None = torch's default
     time_limit_s: float | None = None  # stop starting new steps after this long (then eval + checkpoint)
+    # stop starting new steps once the run generated this many policy tokens (the curriculum's probe and
+    # the filter's refills included; then eval + checkpoint): equal-cost comparisons; None = run.steps only
+    token_budget: int | None = None
     progress: bool = True
     log: list[str] = field(default_factory=list)  # extra metric sinks: tensorboard, wandb (loggers.py)
     # task id -> keyword arguments of its family, used wherever an environment of that task is built
@@ -251,6 +260,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "steps must be >= 0")
+        _check(self.token_budget is None or self.token_budget >= 1,
+               f"run.token_budget must be >= 1 policy tokens or null, got {self.token_budget}")
         _check(self.learners >= 1, f"run.learners must be >= 1 (learner ranks), got {self.learners}")
         _check(self.learners == 1 or self.ray != "off",
                f"run.learners={self.learners} needs Ray to place the learner ranks, but run.ray is off "

@@ -9,7 +9,8 @@
         learner.update(samples)                              registry loss, AdamW
         sync weights -> rollout engines
         curriculum.update(outcomes)                          success stats, potentials, stages
-        every eval.every steps: held-out pass@k; metrics JSONL; checkpoint
+        every eval.every steps (or eval.every_tokens tokens): held-out pass@k; metrics JSONL; checkpoint
+    until run.steps, run.time_limit_s or run.token_budget (generated policy tokens, probe included)
 
 Ctrl-C finishes the current step, saves a checkpoint and returns (a second Ctrl-C stops at once).
 """
@@ -53,15 +54,20 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
         run.pool = make_pool(run.model_path, cfg)
         record_isolation(run, say=progress.write)
         start: dict[str, Any] = probe_curriculum(run, say=progress.write) if run.step == 0 else {}
+        if start:
+            run.policy_tokens += int(start["curriculum/probe_tokens"])
+            start["rollout/tokens_total"] = float(run.policy_tokens)
         if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
             evals[0] = evaluate(run)
             start.update(eval_metrics(evals[0]))
         if start:
             run.logger.log(0, start)
         with interrupt_flag() as interrupted:
-            while run.step < cfg.run.steps and not interrupted() and not out_of_time(run):
+            while run.step < cfg.run.steps and not interrupted() and not out_of_time(run) \
+                    and not out_of_tokens(run):
+                tokens_before = run.policy_tokens
                 metrics = train_step(run)
-                if cfg.eval.every > 0 and run.step % cfg.eval.every == 0 and run.step < cfg.run.steps:
+                if eval_due(cfg, run.step, tokens_before, run.policy_tokens) and not last_step(run):
                     evals[run.step] = evaluate(run)
                     metrics.update(eval_metrics(evals[run.step]))
                 run.logger.log(run.step, metrics)
@@ -113,8 +119,11 @@ def train_step(run: RunState) -> dict[str, Any]:
     run.pool.sync(run.learner.policy_state())
     run.curriculum.update(outcomes(all_episodes))
     run.step = step
+    step_metrics = episode_metrics(all_episodes, rollout_s)
+    run.policy_tokens += int(step_metrics["rollout/tokens"])
     return {
-        **episode_metrics(all_episodes, rollout_s), **learned, **run.curriculum.describe(),
+        **step_metrics, "rollout/tokens_total": float(run.policy_tokens), **learned,
+        **run.curriculum.describe(),
         "curriculum/unit_potentials": unit_potentials(run.curriculum),
         "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
         "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
@@ -135,7 +144,8 @@ def evaluate(run: RunState) -> dict[str, Any]:
                                ks=list(e.ks), temperature=e.temperature, seed=run.cfg.run.seed)
     out = run.run_dir / "eval" / f"step_{run.step:06d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"step": run.step, **result}, indent=1, default=str))
+    record = {"step": run.step, "policy_tokens": run.policy_tokens, **result}
+    out.write_text(json.dumps(record, indent=1, default=str))
     return result
 
 
@@ -151,6 +161,25 @@ def record_isolation(run: RunState, say: Any = print) -> dict[str, Any]:
     (run.run_dir / "sandbox.json").write_text(json.dumps(report, indent=1))
     say(report["summary"])
     return report
+
+
+def eval_due(cfg: TrainConfig, step: int, tokens_before: int, tokens_after: int) -> bool:
+    """Whether a held-out eval follows this step: every `eval.every` steps, and after the step in which
+    the run's generated policy tokens passed a multiple of `eval.every_tokens`."""
+    every, every_tokens = cfg.eval.every, cfg.eval.every_tokens
+    by_steps = every > 0 and step % every == 0
+    by_tokens = every_tokens > 0 and tokens_after // every_tokens > tokens_before // every_tokens
+    return by_steps or by_tokens
+
+
+def last_step(run: RunState) -> bool:
+    """No step follows this one (its eval is the final one, made after the loop)."""
+    return run.step >= run.cfg.run.steps or out_of_tokens(run)
+
+
+def out_of_tokens(run: RunState) -> bool:
+    budget = run.cfg.run.token_budget
+    return budget is not None and run.policy_tokens >= budget
 
 
 def out_of_time(run: RunState) -> bool:

@@ -79,6 +79,7 @@ class RunState:
     rng: np.random.Generator  # the curriculum's draws
     logger: MetricsLogger
     step: int = 0
+    policy_tokens: int = 0  # generated so far: the probe's, every step's and their refills' (loss-mask 1)
     pool: RolloutPool | None = None  # started by fit() after the run state
     started: float = field(default_factory=time.monotonic)
 
@@ -133,9 +134,10 @@ class RunState:
             self.entropy.load_state_dict(ckpt.driver_state["entropy"])
         set_rng_state(ckpt.trainer_state["rng"])
         self.step = ckpt.step
+        self.policy_tokens = int(ckpt.driver_state.get("policy_tokens", 0))  # 0: a checkpoint from before
 
     def save(self) -> Path:
-        driver = {"rng": self.rng.bit_generator.state,
+        driver = {"rng": self.rng.bit_generator.state, "policy_tokens": self.policy_tokens,
                   "entropy": self.entropy.state_dict() if self.entropy is not None else None}
         return save_checkpoint(self.run_dir, self.step, model=self.learner.model, tokenizer=self.tokenizer,
                                learner=self.learner, curriculum_state=self.curriculum.state_dict(),
