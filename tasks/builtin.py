@@ -9,11 +9,15 @@ from __future__ import annotations
 from toolgym.envs.registry import register, register_suite
 from toolgym.tasks.jsonl import example_path
 from toolgym.tasks.rg import rg_split, task_id
-from toolgym.tasks.suites import ARITH, CODE, COUNTDOWN, JSONL, MATH, builtin_suites
+from toolgym.tasks.suites import ARITH, ARITH_L2, ARITH_L3, CODE, COUNTDOWN, JSONL, MATH, builtin_suites
 
 _FAMILIES = [
     (ARITH, "toolgym.tasks.arith:make_arith", {},
      "Integer arithmetic (big products, modular powers, series); family kwarg level=1|2|3."),
+    (ARITH_L2, "toolgym.tasks.arith:make_arith", {"level": 2},
+     "Integer arithmetic at level 2: varied wording, bigger numbers, series (arith-v0 with level=2)."),
+    (ARITH_L3, "toolgym.tasks.arith:make_arith", {"level": 3},
+     "Integer arithmetic at level 3: multi-step programs (digit sums, Fibonacci, primes; level=3)."),
     (COUNTDOWN, "toolgym.tasks.countdown:make_countdown", {},
      "Reach a target from given numbers with + - * /; family kwarg n_numbers (default 4)."),
     (MATH, "toolgym.tasks.mathgen:make_math", {},

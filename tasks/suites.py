@@ -11,6 +11,8 @@ from __future__ import annotations
 from toolgym.tasks.rg import rg_split, task_id
 
 ARITH = "toolgym/arith-v0"
+ARITH_L2 = "toolgym/arith-l2-v0"  # the same family at level 2 and 3, as their own ids so that one run can
+ARITH_L3 = "toolgym/arith-l3-v0"  # mix levels (run.task_options holds one set of kwargs per id)
 COUNTDOWN = "toolgym/countdown-v0"
 MATH = "toolgym/math-v0"
 CODE = "toolgym/code-v0"

@@ -68,3 +68,17 @@ def test_levels_differ_and_unknown_level_is_clear() -> None:
         ArithFamily(level=4)
     with pytest.raises(ValueError, match="known splits"):
         ArithFamily().problem("test", 0)
+
+
+@pytest.mark.parametrize("task_id, level", [("toolgym/arith-v0", 1), ("toolgym/arith-l2-v0", 2),
+                                            ("toolgym/arith-l3-v0", 3)])
+def test_each_level_has_its_own_task_id(task_id: str, level: int) -> None:
+    """One run can mix levels (run.task_options holds one set of kwargs per id): each id draws its
+    level's templates, and the same index gives different problems across levels."""
+    from toolgym.envs.registry import make_family
+
+    family = make_family(task_id)
+    problems = [family.problem("train", i) for i in range(SAMPLE)]
+    assert {p.metadata["level"] for p in problems} == {level}
+    templates = {t.__name__.lstrip("_") for t in LEVELS[level]}
+    assert {p.metadata["template"] for p in problems} <= templates
