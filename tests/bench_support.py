@@ -20,8 +20,10 @@ def benchmark_script(name: str) -> Iterator[ModuleType]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    sys.path.insert(0, str(BENCHMARKS))  # scripts import their siblings (`from _results import ...`)
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         sys.modules.pop(module_name, None)
+        sys.path.remove(str(BENCHMARKS))
