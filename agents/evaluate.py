@@ -134,7 +134,9 @@ def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "q
     {"toolgym/code-v0": {"reward": "hard"}})."""
     task_ids = resolve_tasks(tasks, split)
     ks = sorted({k for k in ks if 1 <= k <= n}) or [1]
-    requests = [TaskRequest(t, i, split) for t in task_ids for i in range(_count(t, split, num_problems))]
+    options = task_kwargs or {}
+    requests = [TaskRequest(t, i, split) for t in task_ids
+                for i in range(_count(t, split, num_problems, options.get(t, {})))]
     sandbox = default_pool() if sandbox is None else sandbox
     bar = _progress(len(requests) * n, progress)
     runner = RolloutRunner(policy, tokenizer, group_size=n, sampling=sampling, env_kwargs=env_kwargs,
@@ -166,8 +168,10 @@ def sandbox_isolation(sandbox: Any) -> dict[str, Any]:
     return describe_isolation(getattr(sandbox, "backend", sandbox)).to_dict()
 
 
-def _count(task_id: str, split: str, wanted: int) -> int:
-    family = registry.make_family(task_id)
+def _count(task_id: str, split: str, wanted: int, family_kwargs: dict[str, Any]) -> int:
+    """`wanted`, capped by the split's size for a finite family (built with the run's options for the
+    task: a JSONL family's size is its `path`'s, not the default file's)."""
+    family = registry.make_family(task_id, **family_kwargs)
     sized = getattr(family, "num_problems", None)
     available = sized(split) if callable(sized) else None
     return min(wanted, int(available)) if available else wanted
