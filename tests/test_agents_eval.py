@@ -61,7 +61,8 @@ def test_evaluate_teacher_and_random_agents(tokenizer, tmp_path: Path) -> None:
 def test_a_jsonl_task_s_held_out_size_is_its_own_file_s(tokenizer, tmp_path: Path) -> None:
     """The number of held-out problems of a finite family comes from the run's options for it (here a
     JSONL `path` with 6 held-out rows), not from the registered default file (4 held-out rows)."""
-    rows = [{"question": f"Write down the number {k}.", "answer": str(k), "split": "heldout"} for k in range(6)]
+    rows = [{"question": f"Write down the number {k}.", "answer": str(k), "split": "heldout"}
+            for k in range(6)]
     path = tmp_path / "qa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = evaluate(TeacherAgent(tokenizer), tokenizer, ["toolgym/jsonl-v0"], n=1, ks=(1,),
