@@ -79,3 +79,21 @@ def test_the_token_count_survives_a_resume(tmp_path: Path) -> None:
 def test_bad_token_settings_are_refused(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_the_progress_bar_counts_what_the_run_stops_on() -> None:
+    """Under a token budget the bar's total is the budget and it advances by the generated tokens (the
+    probe's included, from the first step's running total); without one it counts steps."""
+    from types import SimpleNamespace
+
+    from toolgym.trainers.run.driver import train_progress
+
+    budgeted = load_config(None, [*TINY, "run.steps=50", "run.token_budget=300"])
+    bar = train_progress(SimpleNamespace(cfg=budgeted, step=0, policy_tokens=12))
+    bar.update({"rollout/tokens_total": 40.0})
+    bar.update({"rollout/tokens_total": 65.0})
+    assert bar.position == 65
+    steps = train_progress(SimpleNamespace(cfg=load_config(None, [*TINY, "run.steps=50"]), step=3,
+                                           policy_tokens=12))
+    steps.update({"rollout/tokens_total": 40.0})
+    assert steps.position == 4

@@ -130,22 +130,28 @@ class Progress:
               ("stage", "curriculum/stage", ".0f"), ("tok/s", "rollout/tokens_per_s", ".0f"))
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train",
-                 fields: tuple[tuple[str, str, str], ...] = FIELDS) -> None:
-        """`fields`: (label, metric name, format) shown after the bar."""
+                 fields: tuple[tuple[str, str, str], ...] = FIELDS, counter: str | None = None) -> None:
+        """`fields`: (label, metric name, format) shown after the bar. `counter`: a running-total
+        metric the bar follows instead of counting one per update (e.g. `rollout/tokens_total` for a
+        run stopped by a token budget: its ETA is then in the unit the run stops on)."""
         self._bar = None
-        self.fields = fields
+        self.fields, self.counter, self.position = fields, counter, initial
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
+                             unit="tok" if counter else "it", unit_scale=bool(counter))
 
     def update(self, metrics: Mapping[str, Any]) -> None:
+        value = metrics.get(self.counter) if self.counter else None
+        step = 1 if self.counter is None else max(int(value) - self.position, 0) if value is not None else 0
+        self.position += step
         if self._bar is None:
             return
         post = {name: format(metrics[key], fmt) for name, key, fmt in self.fields
                 if isinstance(metrics.get(key), (int, float))}
         self._bar.set_postfix(post, refresh=False)
-        self._bar.update(1)
+        self._bar.update(step)
 
     def write(self, text: str) -> None:
         if self._bar is not None:

@@ -47,7 +47,7 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
     """Train for `cfg.run.steps` steps; returns the last step's metrics and the held-out evaluations
     (step -> result) made before training, every `eval.every` steps and after the last step."""
     run = RunState.create(cfg, run_dir, resume=resume)
-    progress = Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress)
+    progress = train_progress(run)
     evals: dict[int, dict[str, Any]] = {}
     metrics: dict[str, Any] = {}
     try:
@@ -89,6 +89,16 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
         run.close()
     return {"interrupted": False, "step": run.step, "metrics": metrics, "evals": evals,
             "worker_peak_rss_mb": worker_rss}
+
+
+def train_progress(run: RunState) -> Progress:
+    """The training bar: over steps, or over generated tokens when `run.token_budget` stops the run
+    (the probe's and refills' tokens included, as the budget counts them)."""
+    cfg = run.cfg
+    if cfg.run.token_budget is None:
+        return Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress)
+    return Progress(cfg.run.token_budget, initial=run.policy_tokens, enabled=cfg.run.progress,
+                    desc="train (tokens)", counter="rollout/tokens_total")
 
 
 def train_step(run: RunState) -> dict[str, Any]:
