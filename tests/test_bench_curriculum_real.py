@@ -21,7 +21,8 @@ def test_arm_recipes_load_and_set_the_arm_s_scheduler_filter_and_budget(tmp_path
         configs = {arm: load_config(bench.arm_recipe(tmp_path, arm, 1, "WARM", echo, 8000, 4))
                    for arm in bench.ARMS}
     for arm, cfg in configs.items():
-        assert cfg.run.token_budget == 8000 and cfg.eval.every_tokens == 1000 and cfg.run.seed == 1
+        assert cfg.run.token_budget == 8000 and cfg.eval.every_tokens == 500 and cfg.run.seed == 1
+        assert (cfg.eval.n, cfg.eval.temperature) == (bench.EVAL_SAMPLES, 1.0)  # the policy's success rate
         assert cfg.model.name_or_path == "WARM" and cfg.run.tasks == list(bench.MIX) and cfg.run.ray == "off"
         assert cfg.run.task_options["toolgym/jsonl-v0"]["path"] == str(echo)
         assert cfg.rollout.filter_zero_variance == (arm == "dapo_filter")
