@@ -50,6 +50,9 @@ class Episode:
     error: str | None = None  # the failure's text when finish_reason == "error"
     sample: int = 0  # which of the group's G samples this is
     messages: list[dict[str, str]] | None = None  # the chat, kept for text-level engines and demos
+    # the weight version (learner updates applied) of the engine that generated every policy token of
+    # this episode: weights change only between engine batches, never inside an episode
+    policy_version: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.response_ids)

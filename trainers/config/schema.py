@@ -246,6 +246,10 @@ class RunConfig:
     # stop starting new steps once the run generated this many policy tokens (the curriculum's probe and
     # the filter's refills included; then eval + checkpoint): equal-cost comparisons; None = run.steps only
     token_budget: int | None = None
+    # rollouts ahead of the learner (trainers/run/ahead.py): the episodes a step trains on were
+    # generated with weights at most this many updates old, and the next steps' rollouts run while the
+    # learner trains. 0 = the synchronous loop (generate, learn, sync, repeat)
+    max_staleness: int = 0
     progress: bool = True
     log: list[str] = field(default_factory=list)  # extra metric sinks: tensorboard, wandb (loggers.py)
     # task id -> keyword arguments of its family, used wherever an environment of that task is built
@@ -262,6 +266,8 @@ class RunConfig:
         _check(self.steps >= 0, "steps must be >= 0")
         _check(self.token_budget is None or self.token_budget >= 1,
                f"run.token_budget must be >= 1 policy tokens or null, got {self.token_budget}")
+        _check(self.max_staleness >= 0, f"run.max_staleness must be >= 0 weight updates (0 = synchronous), "
+                                        f"got {self.max_staleness}")
         _check(self.learners >= 1, f"run.learners must be >= 1 (learner ranks), got {self.learners}")
         _check(self.learners == 1 or self.ray != "off",
                f"run.learners={self.learners} needs Ray to place the learner ranks, but run.ray is off "

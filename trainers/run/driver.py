@@ -34,6 +34,7 @@ from toolgym.trainers.report.metrics import (
     peak_rss_mb,
     unit_potentials,
 )
+from toolgym.trainers.run.ahead import RolloutsAhead, staleness_metrics, step_seed
 from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import make_pool
 from toolgym.trainers.run.runstate import RunState
@@ -51,7 +52,8 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
     evals: dict[int, dict[str, Any]] = {}
     metrics: dict[str, Any] = {}
     try:
-        run.pool = make_pool(run.model_path, cfg)
+        run.pool = make_pool(run.model_path, cfg, version=run.step)
+        run.ahead = RolloutsAhead(cfg.run.max_staleness, run.restored_ahead)
         record_isolation(run, say=progress.write)
         start: dict[str, Any] = probe_curriculum(run, say=progress.write) if run.step == 0 else {}
         if start:
@@ -106,18 +108,27 @@ def train_step(run: RunState) -> dict[str, Any]:
     cfg, started = run.cfg, time.monotonic()
     step = run.step + 1
     all_episodes: list[Episode] = []
-
     cap = run.curriculum.max_response_length  # the length stage in effect from this step on, or None
+    ahead = run.ahead if run.ahead is not None else RolloutsAhead(0)
+    waited = []
 
     def sample_groups(k: int) -> list[list[Episode]]:
-        requests = run.curriculum.next_batch(k, run.rng)
-        seed = step_seed(cfg.run.seed, step, len(all_episodes))
-        episodes = run.pool.rollout(requests, seed=seed, max_response_tokens=cap)
+        if not all_episodes:  # the step's first batch: submitted ahead (max_staleness > 0) or drawn now
+            t_wait = time.monotonic()
+            episodes = ahead.take(run, step)
+            waited.append(time.monotonic() - t_wait)
+        else:  # a refill round: drawn and rolled out now, with the newest weights
+            requests = run.curriculum.next_batch(k, run.rng)
+            seed = step_seed(cfg.run.seed, step, len(all_episodes))
+            episodes = run.pool.rollout(requests, seed=seed, max_response_tokens=cap)
         all_episodes.extend(episodes)
         return group_episodes(episodes)
 
     kept = run.group_filter.fill(sample_groups, cfg.rollout.prompts_per_step)
     rollout_s = time.monotonic() - started
+    staleness = staleness_metrics(all_episodes, run.step, cfg.run.max_staleness)
+    run.curriculum.update(outcomes(all_episodes))
+    ahead.submit_ahead(run, step)  # the next steps' rollouts run while the learner trains this one
     kl = reward_kl(kept.kept, run.learner.reference_logprobs) if cfg.algo.kl_coef > 0 and kept.kept else None
     samples = build_samples(kept.kept, cfg, kl)
     t_learn = time.monotonic()
@@ -126,20 +137,20 @@ def train_step(run: RunState) -> dict[str, Any]:
     if run.entropy is not None and "actor/entropy" in learned:
         run.entropy.update(learned["actor/entropy"])
     t_sync = time.monotonic()
-    run.pool.sync(run.learner.policy_state())
-    run.curriculum.update(outcomes(all_episodes))
+    run.pool.sync(run.learner.policy_state(), version=step, wait=cfg.run.max_staleness == 0)
     run.step = step
     step_metrics = episode_metrics(all_episodes, rollout_s)
     run.policy_tokens += int(step_metrics["rollout/tokens"])
     return {
-        **step_metrics, "rollout/tokens_total": float(run.policy_tokens), **learned,
+        **step_metrics, **staleness, "rollout/tokens_total": float(run.policy_tokens), **learned,
         **run.curriculum.describe(),
         "curriculum/unit_potentials": unit_potentials(run.curriculum),
         "filter/kept_groups": float(len(kept.kept)), "filter/dropped_groups": float(len(kept.dropped)),
         "learner/samples": float(len(samples)), "actor/entropy_coef": entropy_coef(run),
         **({"algo/reward_kl": mean_policy_kl(kept.kept, kl)} if kl is not None else {}),
         "rollout/max_response_tokens": float(cap or cfg.sampling.max_episode_tokens),
-        "time/rollout_s": rollout_s, "time/learner_s": t_sync - t_learn,
+        "time/rollout_s": rollout_s, "time/wait_rollout_s": waited[0] if waited else 0.0,
+        "time/learner_s": t_sync - t_learn,
         "time/sync_s": time.monotonic() - t_sync, "time/step_s": time.monotonic() - started,
         "faults/worker_restarts": float(run.pool.restarts),
         "faults/retried_requests": float(run.pool.retried),
@@ -154,7 +165,7 @@ def evaluate(run: RunState) -> dict[str, Any]:
                                ks=list(e.ks), temperature=e.temperature, seed=run.cfg.run.seed)
     out = run.run_dir / "eval" / f"step_{run.step:06d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"step": run.step, "policy_tokens": run.policy_tokens, **result}
+    record = {"step": run.step, "policy_tokens": run.policy_tokens, **result}  # result: its policy_version
     out.write_text(json.dumps(record, indent=1, default=str))
     return result
 
@@ -201,11 +212,6 @@ def entropy_coef(run: RunState) -> float:
     if run.entropy is not None:
         return float(run.entropy.coef_to_apply)
     return float(run.cfg.loss.entropy_coef)
-
-
-def step_seed(seed: int, step: int, offset: int = 0) -> int:
-    """The rollout seed of a step (and of its refill rounds): a function of (seed, step) only."""
-    return (seed * 2_654_435_761 + step * 40_503 + offset) % (2**31 - 1)
 
 
 @contextmanager

@@ -67,5 +67,5 @@ def _probe_fn(run: RunState, scheduler: Scheduler, tokens: list[int]):
 
 
 def probe_seed(seed: int) -> int:
-    """The probe's rollout seed: apart from every step's (`driver.step_seed` uses step >= 1)."""
+    """The probe's rollout seed: apart from every step's (`ahead.step_seed` uses step >= 1)."""
     return (seed * 2_654_435_761 + 977) % (2**31 - 1)

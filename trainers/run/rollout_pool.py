@@ -25,10 +25,23 @@ class RolloutPool(Protocol):
     restarts: int  # workers replaced after dying
     retried: int  # requests re-submitted after their worker died
 
+    def submit(self, requests: Sequence[TaskRequest], seed: int,
+               max_response_tokens: int | None = None) -> Any:
+        """Start rolling out `requests` with the weights the workers hold once their queued calls are
+        done; a handle for `collect`."""
+        ...
+
+    def collect(self, handle: Any) -> list[Episode]: ...
+
     def rollout(self, requests: Sequence[TaskRequest], seed: int,
                 max_response_tokens: int | None = None) -> list[Episode]: ...
 
-    def sync(self, weights: dict[str, Any]) -> None: ...
+    def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
+        """New weights (tagged `version`) to every worker, after the rollouts already submitted;
+        `wait=False` returns at once (the next collect surfaces a failure)."""
+        ...
+
+    def busy_seconds(self) -> list[float]: ...
 
     def evaluate(self, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -61,20 +74,32 @@ def worker_threads(cfg: TrainConfig) -> int:
 class LocalPool:
     """The stages in one process (`run.ray: off`): one worker, chunks run in turn."""
 
-    def __init__(self, model_path: str, cfg: TrainConfig) -> None:
+    def __init__(self, model_path: str, cfg: TrainConfig, version: int = 0) -> None:
         self.cfg = cfg
-        self.worker = RolloutWorker(model_path, cfg.to_dict(), 0, worker_threads(cfg))
+        self.worker = RolloutWorker(model_path, cfg.to_dict(), 0, worker_threads(cfg), version)
         self.restarts = 0
         self.retried = 0
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]:
+    def submit(self, requests: Sequence[TaskRequest], seed: int,
+               max_response_tokens: int | None = None) -> list[Episode]:
+        """Rolled out at once, with the current weights: the staleness of `run.max_staleness`
+        without the overlap (one process has nothing to overlap with)."""
         chunks = split_chunks(requests, self.cfg.rollout.num_workers)
         return [ep for i, chunk in enumerate(chunks)
                 for ep in self.worker.rollout(chunk, chunk_seed(seed, i), max_response_tokens)]
 
-    def sync(self, weights: dict[str, Any]) -> None:
-        self.worker.update_weights(weights)
+    def collect(self, handle: list[Episode]) -> list[Episode]:
+        return handle
+
+    def rollout(self, requests: Sequence[TaskRequest], seed: int,
+                max_response_tokens: int | None = None) -> list[Episode]:
+        return self.submit(requests, seed, max_response_tokens)
+
+    def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
+        self.worker.update_weights(weights, version)
+
+    def busy_seconds(self) -> list[float]:
+        return [self.worker.busy_seconds()]
 
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
         return self.worker.evaluate(**kwargs)
@@ -92,22 +117,23 @@ class LocalPool:
 class RayPool:
     """`rollout.num_workers` Ray actors, each declaring `cpus_per_worker` / `gpus_per_worker`."""
 
-    def __init__(self, model_path: str, cfg: TrainConfig) -> None:
+    def __init__(self, model_path: str, cfg: TrainConfig, version: int = 0) -> None:
         import ray
 
         self.ray, self.cfg, self.model_path = ray, cfg, model_path
         self._started_ray = init_ray(cfg)
         self._actor_cls = ray.remote(num_cpus=cfg.rollout.cpus_per_worker,
                                      num_gpus=cfg.rollout.gpus_per_worker)(RolloutWorker)
-        self._weights_ref = None
+        self._weights_ref, self._version, self._sync_refs = None, version, []
         self.actors = [self._spawn(i) for i in range(cfg.rollout.num_workers)]
         self.restarts = 0  # actors replaced after dying
         self.retried = 0  # task requests re-submitted
 
     def _spawn(self, index: int) -> Any:
-        actor = self._actor_cls.remote(self.model_path, self.cfg.to_dict(), index, worker_threads(self.cfg))
-        if self._weights_ref is not None:
-            actor.update_weights.remote(self._weights_ref)  # ordered before any later call
+        actor = self._actor_cls.remote(self.model_path, self.cfg.to_dict(), index, worker_threads(self.cfg),
+                                       self._version)
+        if self._weights_ref is not None:  # ordered before any later call
+            actor.update_weights.remote(self._weights_ref, self._version)
         return actor
 
     def _replace(self, index: int) -> None:
@@ -115,17 +141,29 @@ class RayPool:
         self.actors[index] = self._spawn(index)
         self.restarts += 1
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]:
+    def submit(self, requests: Sequence[TaskRequest], seed: int,
+               max_response_tokens: int | None = None) -> tuple[list, list, int, int | None]:
+        """One chunk per actor, queued behind the actor's earlier calls (Ray runs an actor's calls in
+        the order they were made): a weight sync made before this call applies to it, one made after
+        it waits for it -- weights change between engine batches, never inside an episode."""
         chunks = split_chunks(requests, len(self.actors))
         cap = max_response_tokens
         refs = [self.actors[i].rollout.remote(chunk, chunk_seed(seed, i), cap)
                 for i, chunk in enumerate(chunks)]
+        return chunks, refs, seed, cap
+
+    def collect(self, handle: tuple[list, list, int, int | None]) -> list[Episode]:
+        chunks, refs, seed, cap = handle
+        self._settle_syncs()
         out: list[Episode] = []
         for i, (chunk, ref) in enumerate(zip(chunks, refs, strict=True)):
             again = lambda a, c=chunk, k=i: a.rollout.remote(c, chunk_seed(seed, k), cap)  # noqa: E731
             out += self._get_with_retry(i, ref, again, len(chunk))
         return out
+
+    def rollout(self, requests: Sequence[TaskRequest], seed: int,
+                max_response_tokens: int | None = None) -> list[Episode]:
+        return self.collect(self.submit(requests, seed, max_response_tokens))
 
     def _get_with_retry(self, index: int, ref: Any, resubmit: Any, n_requests: int) -> Any:
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
@@ -143,13 +181,27 @@ class RayPool:
                 ref = resubmit(self.actors[index])
         raise AssertionError("unreachable")
 
-    def sync(self, weights: dict[str, Any]) -> None:
+    def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
+        self._settle_syncs()
         self._weights_ref = self.ray.put(weights)
-        refs = [a.update_weights.remote(self._weights_ref) for a in self.actors]
+        self._version = self._version if version is None else version
+        self._sync_refs = [a.update_weights.remote(self._weights_ref, self._version) for a in self.actors]
+        if wait:
+            self._settle_syncs()
+
+    def _settle_syncs(self) -> None:
+        """Wait for the weight syncs still queued (a dead actor is replaced, loaded with the latest)."""
+        refs, self._sync_refs = self._sync_refs, []
+        again = lambda a: a.update_weights.remote(self._weights_ref, self._version)  # noqa: E731
         for i, ref in enumerate(refs):
-            self._get_with_retry(i, ref, lambda a: a.update_weights.remote(self._weights_ref), 0)
+            self._get_with_retry(i, ref, again, 0)
+
+    def busy_seconds(self) -> list[float]:
+        """Seconds each actor spent rolling out and evaluating (since it started)."""
+        return [float(self.ray.get(a.busy_seconds.remote(), timeout=60)) for a in self.actors]
 
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
+        self._settle_syncs()
         ref = self.actors[0].evaluate.remote(**kwargs)
         return self._get_with_retry(0, ref, lambda a: a.evaluate.remote(**kwargs), 0)
 
@@ -172,5 +224,6 @@ class RayPool:
             self.ray.shutdown()
 
 
-def make_pool(model_path: str, cfg: TrainConfig) -> RolloutPool:
-    return LocalPool(model_path, cfg) if cfg.run.ray == "off" else RayPool(model_path, cfg)
+def make_pool(model_path: str, cfg: TrainConfig, version: int = 0) -> RolloutPool:
+    """`version`: the weight version of `model_path` (a resumed run's step)."""
+    return LocalPool(model_path, cfg, version) if cfg.run.ray == "off" else RayPool(model_path, cfg, version)

@@ -28,6 +28,7 @@ from toolgym.trainers.run.learner_group import LearnerGroup, build_learner
 if TYPE_CHECKING:
     from toolgym.curriculum.base import Scheduler
     from toolgym.curriculum.filters import GroupFilter
+    from toolgym.trainers.run.ahead import RolloutsAhead
     from toolgym.trainers.run.entropy_control import AdaptiveEntropyController
     from toolgym.trainers.run.rollout_pool import RolloutPool
     from transformers import PreTrainedTokenizerBase
@@ -81,6 +82,8 @@ class RunState:
     step: int = 0
     policy_tokens: int = 0  # generated so far: the probe's, every step's and their refills' (loss-mask 1)
     pool: RolloutPool | None = None  # started by fit() after the run state
+    ahead: RolloutsAhead | None = None  # the batches submitted for later steps (run.max_staleness)
+    restored_ahead: list[dict[str, Any]] = field(default_factory=list)  # a checkpoint's, for `ahead`
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -135,9 +138,11 @@ class RunState:
         set_rng_state(ckpt.trainer_state["rng"])
         self.step = ckpt.step
         self.policy_tokens = int(ckpt.driver_state.get("policy_tokens", 0))  # 0: a checkpoint from before
+        self.restored_ahead = list(ckpt.driver_state.get("ahead") or [])
 
     def save(self) -> Path:
         driver = {"rng": self.rng.bit_generator.state, "policy_tokens": self.policy_tokens,
+                  "ahead": self.ahead.state_dict() if self.ahead is not None else self.restored_ahead,
                   "entropy": self.entropy.state_dict() if self.entropy is not None else None}
         return save_checkpoint(self.run_dir, self.step, model=self.learner.model, tokenizer=self.tokenizer,
                                learner=self.learner, curriculum_state=self.curriculum.state_dict(),

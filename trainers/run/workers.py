@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -72,9 +73,11 @@ class RolloutWorker:
     """One rollout worker: engine + sandbox pool + environments (a Ray actor or an in-process object)."""
 
     def __init__(self, model_path: str, config: dict[str, Any], index: int = 0,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, version: int = 0) -> None:
+        """`version`: the weight version of `model_path` (the step of the checkpoint it is)."""
         self.cfg = from_dict(TrainConfig, config)
-        self.index, self.threads = index, threads
+        self.index, self.threads, self.version = index, threads, version
+        self.busy_s = 0.0  # seconds spent in rollouts and evaluations (the rest it waited)
         device = "cuda" if self.cfg.run.device == "cuda" and torch.cuda.is_available() else "cpu"
         self.engine, self.tokenizer = _build_engine(self.cfg, model_path, device)
         self.sandbox = _build_sandbox(self.cfg)
@@ -88,6 +91,7 @@ class RolloutWorker:
         `max_response_tokens` policy tokens per episode (a length stage), else the context limit."""
         from toolgym.agents.rollout import RolloutRunner
 
+        started = time.monotonic()
         with torch_threads(self.threads):
             runner = RolloutRunner(self.engine, self.tokenizer, group_size=self.cfg.rollout.group_size,
                                    sampling=sampling_params(self.cfg, seed), env_kwargs=env_kwargs(self.cfg),
@@ -95,20 +99,27 @@ class RolloutWorker:
                                    max_response_tokens=max_response_tokens,
                                    task_kwargs=task_kwargs(self.cfg), **LOCKSTEP)
             try:
-                return runner.run(list(requests))
+                episodes = runner.run(list(requests))
             finally:
                 runner.close()
+                self.busy_s += time.monotonic() - started
+        for episode in episodes:
+            episode.policy_version = self.version
+        return episodes
 
     def evaluate(self, tasks: Sequence[str], split: str, problems: int, n: int, ks: Sequence[int],
                  temperature: float, seed: int) -> dict[str, Any]:
         """Held-out pass@k with the current weights (agents' `evaluate`)."""
         from toolgym.agents.evaluate import evaluate
 
+        started = time.monotonic()
         with torch_threads(self.threads):
-            return evaluate(self.engine, self.tokenizer, list(tasks), split=split, n=n, ks=ks,
+            result = evaluate(self.engine, self.tokenizer, list(tasks), split=split, n=n, ks=ks,
                             num_problems=problems, sampling=sampling_params(self.cfg, seed, temperature),
                             env_kwargs=env_kwargs(self.cfg), sandbox=self.sandbox, progress=False,
                             task_kwargs=task_kwargs(self.cfg))
+        self.busy_s += time.monotonic() - started
+        return {**result, "policy_version": self.version}
 
     def sandbox_isolation(self) -> dict[str, Any]:
         """The isolation this worker's sandbox actually obtained (`IsolationReport.to_dict()`)."""
@@ -116,8 +127,15 @@ class RolloutWorker:
 
         return describe_isolation(getattr(self.sandbox, "backend", self.sandbox)).to_dict()
 
-    def update_weights(self, state: dict[str, torch.Tensor]) -> None:
+    def update_weights(self, state: dict[str, torch.Tensor], version: int | None = None) -> None:
+        """New policy weights (between engine batches: a call never interrupts a rollout) and their
+        version, with which the episodes generated from now on are tagged."""
         self.engine.update_weights(state)
+        if version is not None:
+            self.version = version
+
+    def busy_seconds(self) -> float:
+        return self.busy_s
 
     def peak_rss_mb(self) -> float:
         from toolgym.trainers.report.metrics import peak_rss_mb
