@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
     """Train for `cfg.run.steps` steps; returns the last step's metrics and the held-out evaluations
-    (step -> result) made before training, every `eval.every` steps and after the last step."""
+    (step -> result) made before training, every `eval.every` steps and after the last step, the
+    workers' peak memory and busy seconds (rolling out, evaluating) and the run's wall seconds."""
     run = RunState.create(cfg, run_dir, resume=resume)
     progress = train_progress(run)
     evals: dict[int, dict[str, Any]] = {}
@@ -85,12 +86,13 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
             evals[run.step] = evaluate(run)
             run.logger.log(run.step, eval_metrics(evals[run.step]))
         run.save()
-        worker_rss = run.pool.peak_rss_mb()
+        worker_rss, worker_busy = run.pool.peak_rss_mb(), run.pool.busy_seconds()
     finally:
         progress.close()
         run.close()
     return {"interrupted": False, "step": run.step, "metrics": metrics, "evals": evals,
-            "worker_peak_rss_mb": worker_rss}
+            "worker_peak_rss_mb": worker_rss, "worker_busy_s": worker_busy,
+            "wall_s": time.monotonic() - run.started}
 
 
 def train_progress(run: RunState) -> Progress:
