@@ -57,7 +57,7 @@ def sandbox():
 
 def scripted_worker(cfg, sandbox) -> RolloutWorker:
     worker = RolloutWorker.__new__(RolloutWorker)
-    worker.cfg, worker.index, worker.threads = cfg, 0, None
+    worker.cfg, worker.index, worker.threads, worker.version, worker.busy_s = cfg, 0, None, 0, 0.0
     worker.engine, worker.tokenizer, worker.sandbox = ScriptedPolicy(), None, sandbox
     return worker
 

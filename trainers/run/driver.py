@@ -12,6 +12,9 @@
         every eval.every steps (or eval.every_tokens tokens): held-out pass@k; metrics JSONL; checkpoint
     until run.steps, run.time_limit_s or run.token_budget (generated policy tokens, probe included)
 
+With run.max_staleness K > 0 the rollouts of the next K steps are submitted before the learner update
+and generate while it runs (ahead.py); K = 0 is the loop above, exactly.
+
 Ctrl-C finishes the current step, saves a checkpoint and returns (a second Ctrl-C stops at once).
 """
 
