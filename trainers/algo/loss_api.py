@@ -84,13 +84,14 @@ class LossInputs:
     positive: torch.Tensor | None = None  # [B] bool, fully correct samples (SFT term)
     norm: LossNormalisers | None = None  # global counts of the mini-batch; None = this batch's own
     entropy_coef: float | None = None  # this step's entropy coefficient (AdaptiveEntropyController)
+    is_weight: torch.Tensor | None = None  # [B, T] behaviour importance weights (behaviour_is.py); detached
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shape = tuple(self.logp.shape)
         if len(shape) != 2:
             raise ValueError(f"LossInputs.logp must be [B, T]; got shape {shape}")
-        for name in ("old_logp", "advantages", "mask", "ref_logp", "entropy"):
+        for name in ("old_logp", "advantages", "mask", "ref_logp", "entropy", "is_weight"):
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != shape:
                 raise ValueError(f"LossInputs.{name} must have the shape of logp {shape}; "
@@ -98,6 +99,8 @@ class LossInputs:
         self.old_logp = self.old_logp.detach()
         self.advantages = self.advantages.detach().to(self.logp.dtype)
         self.mask = self.mask.detach().to(self.logp.dtype)
+        if self.is_weight is not None:
+            self.is_weight = self.is_weight.detach().to(self.logp.dtype)
         rows = shape[0]
         if self.positive is not None and tuple(self.positive.shape) != (rows,):
             raise ValueError(f"LossInputs.positive must be [{rows}] (one flag per sample); "
@@ -191,7 +194,10 @@ def token_weights(inputs: LossInputs, cfg: LossConfig) -> torch.Tensor:
 
 
 def aggregate(loss_tok: torch.Tensor, inputs: LossInputs, cfg: LossConfig) -> torch.Tensor:
-    """Reduce a per-token loss [B, T] to the scalar of `cfg.loss_agg_mode`."""
+    """Reduce a per-token policy loss [B, T] to the scalar of `cfg.loss_agg_mode`, each token weighted
+    by its behaviour importance weight when the inputs carry one (`loss.behaviour_is`)."""
+    if inputs.is_weight is not None:
+        loss_tok = loss_tok * inputs.is_weight
     return (loss_tok * token_weights(inputs, cfg)).sum()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 KL_TYPES = ("k1", "k3")
+BEHAVIOUR_IS_MODES = ("off", "truncate", "mask")  # = behaviour_is.MODES (a test keeps them equal)
 _GPPO_ONLY = ("beta1", "beta2", "only_high")
 
 # Settings used in each paper's runs (sources in the loss modules' docstrings).
@@ -51,12 +52,20 @@ class LossConfig:
     kl_coef: float = 0.0  # beta of the KL-to-reference term; 0 = off
     kl_type: str = "k3"  # one of KL_TYPES
     kl_reference: str | None = None  # the frozen reference policy (model dir); None = the starting policy
+    # importance weights pi_old / pi_behaviour on the policy loss (trainers/algo/behaviour_is.py): off,
+    # truncate (TIS) or mask (MIS) at behaviour_is_cap; on, the learner recomputes pi_old first
+    behaviour_is: str = "off"
+    behaviour_is_cap: float = 2.0  # C, > 1 (TIS's runs: 2)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"LossConfig.name must be a loss name (e.g. gppo); got {self.name!r}")
         _one_of("loss_agg_mode", self.loss_agg_mode, AGG_MODES)
         _one_of("kl_type", self.kl_type, KL_TYPES)
+        _one_of("behaviour_is", self.behaviour_is, BEHAVIOUR_IS_MODES)
+        if not (isinstance(self.behaviour_is_cap, int | float) and self.behaviour_is_cap > 1.0):
+            raise ValueError(f"LossConfig.behaviour_is_cap must be a number > 1 (TIS: 2); "
+                             f"got {self.behaviour_is_cap!r}")
         _in_range("eps_low", self.eps_low, 0.0, 1.0)
         _in_range("eps_high", self.eps_high, 0.0, math.inf)
         if not self.dual_clip_c > 1.0:

@@ -40,6 +40,7 @@ class Sample:
     old_logp: torch.Tensor  # [L-1] float, behaviour log-prob of ids[t+1] (0.0 where mask is 0)
     advantages: torch.Tensor  # [L-1] float
     positive: bool = False  # fully correct sample (SFT-on-positives term)
+    is_weight: torch.Tensor | None = None  # [L-1] behaviour importance weights (loss.behaviour_is); None = 1
 
     def __post_init__(self) -> None:
         self.ids = torch.as_tensor(self.ids, dtype=torch.long)
@@ -103,6 +104,7 @@ class MicroBatch:
     positive: torch.Tensor  # [B] bool
     rows: list[int]  # index of each row in the original sample list
     ref_logp: torch.Tensor | None = None  # [B, T-1] reference log-probs, filled by the learner (KL term)
+    is_weight: torch.Tensor | None = None  # [B, T-1] behaviour importance weights (1 on padding); None = off
 
     def to(self, device: torch.device | str) -> MicroBatch:
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
@@ -157,7 +159,19 @@ def collate(samples: Sequence[Sample], rows: Sequence[int], pad_id: int = 0) -> 
         input_ids=input_ids, attention_mask=attention, targets=input_ids[:, 1:].clone(), mask=mask,
         old_logp=old_logp, advantages=adv,
         positive=torch.tensor([s.positive for s in chosen], dtype=torch.bool), rows=list(rows),
+        is_weight=_stack_weights(chosen, width),
     )
+
+
+def _stack_weights(chosen: Sequence[Sample], width: int) -> torch.Tensor | None:
+    """The rows' behaviour importance weights [B, T-1] (1 where a row has none), or None if none has."""
+    if all(s.is_weight is None for s in chosen):
+        return None
+    out = torch.ones((len(chosen), width - 1))
+    for r, s in enumerate(chosen):
+        if s.is_weight is not None:
+            out[r, : s.num_tokens - 1] = s.is_weight
+    return out
 
 
 def pack_by_prefix(samples: Sequence[Sample], token_budget: int) -> list[list[int]]:

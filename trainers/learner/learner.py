@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from toolgym.trainers.algo.behaviour_is import behaviour_weights, weight_metrics
 from toolgym.trainers.algo.loss_api import LossNormalisers, to_floats
 from toolgym.trainers.algo.loss_config import LossConfig
 from toolgym.trainers.config.schema import OptimizerConfig
@@ -107,8 +108,11 @@ class Learner:
                  device: str | torch.device = "cpu", dist: DistInfo | None = None, temperature: float = 1.0,
                  pad_id: int = 0, strategy: str = "ddp", entropy: str = "detached",
                  reference: torch.nn.Module | None = None, reference_in_loss: bool = True,
-                 measure_mismatch: bool = True) -> None:
+                 measure_mismatch: bool = True, behaviour_is: tuple[str, float] = ("off", 2.0)) -> None:
+        """`behaviour_is`: (mode, cap) of the behaviour importance weights (trainers/algo/behaviour_is.py);
+        a mode other than "off" recomputes the old log-probs before each update."""
         self.cfg, self.loss_fn, self.device = cfg, loss_fn, torch.device(device)
+        self.behaviour_is = behaviour_is
         self.dist = dist or DistInfo()
         self.temperature, self.pad_id, self.entropy = temperature, pad_id, entropy
         model.to(self.device).train()
@@ -169,10 +173,11 @@ class Learner:
         sets it (None = the loss config's fixed one)."""
         samples = list(samples)
         mismatch: float | None = None
-        if self.cfg.epochs > 1 or self.cfg.recompute_old_logprobs:
+        weighed: dict[str, float] = {}  # the behaviour importance weights' metrics
+        if self.cfg.epochs > 1 or self.cfg.recompute_old_logprobs or self.behaviour_is[0] != "off":
             fresh = self.recompute_logprobs(samples)
             mismatch = logprob_mismatch(samples, fresh)
-            samples = [dataclasses.replace(s, old_logp=lp) for s, lp in zip(samples, fresh, strict=True)]
+            samples, weighed = self._with_proximal(samples, fresh)
         totals: dict[str, float] = {}
         steps = 0
         for _ in range(self.cfg.epochs):
@@ -185,12 +190,24 @@ class Learner:
                 for k, v in step.items():
                     totals[k] = totals.get(k, 0.0) + v
                 steps += 1
-        out = {k: v / max(1, steps) for k, v in totals.items()}
+        out = {**{k: v / max(1, steps) for k, v in totals.items()}, **weighed}
         if mismatch is not None:
             out[MISMATCH] = mismatch
         out["learner/skipped_steps"] = float(self.steps_skipped)
         out["learner/lr"] = float(self.scheduler.get_last_lr()[0])
         return out
+
+    def _with_proximal(self, samples: list[Sample],
+                       fresh: list[torch.Tensor]) -> tuple[list[Sample], dict[str, float]]:
+        """The samples with the learner's log-probs as old_logp and, with `behaviour_is` on, their
+        importance weights against the engine's (behaviour) log-probs; the weights' metrics."""
+        mode, cap = self.behaviour_is
+        if mode == "off":
+            return [dataclasses.replace(s, old_logp=lp) for s, lp in zip(samples, fresh, strict=True)], {}
+        pairs = [behaviour_weights(lp, s.old_logp, mode, cap) for s, lp in zip(samples, fresh, strict=True)]
+        out = [dataclasses.replace(s, old_logp=lp, is_weight=w)
+               for s, lp, (w, _) in zip(samples, fresh, pairs, strict=True)]
+        return out, weight_metrics([w for w, _ in pairs], [c for _, c in pairs], [s.mask for s in samples])
 
     def _normaliser(self, batches: Sequence[MicroBatch]) -> LossNormalisers:
         """The mini-batch's global counts: this rank's micro-batches, summed over ranks."""
@@ -287,7 +304,7 @@ def policy_loss_fn(cfg: LossConfig) -> LossFn:
                 entropy_coef: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = LossInputs(logp=logp, old_logp=mb.old_logp, advantages=mb.advantages, mask=mb.mask,
                             ref_logp=mb.ref_logp, entropy=entropy, positive=mb.positive, norm=norm,
-                            entropy_coef=entropy_coef)
+                            entropy_coef=entropy_coef, is_weight=mb.is_weight)
         out = compute_policy_loss(inputs, cfg)
         return out.loss, out.metrics
 

@@ -71,7 +71,8 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
     return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss), total_steps=cfg.run.steps,
                    device=device, dist=dist, temperature=cfg.sampling.temperature, pad_id=pad_id,
                    strategy=cfg.run.learner_strategy, entropy=entropy_mode(cfg.loss), reference=reference,
-                   reference_in_loss=cfg.loss.kl_coef > 0)
+                   reference_in_loss=cfg.loss.kl_coef > 0,
+                   behaviour_is=(cfg.loss.behaviour_is, cfg.loss.behaviour_is_cap))
 
 
 class LearnerRank:
