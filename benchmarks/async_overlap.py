@@ -1,6 +1,6 @@
 """Generation overlapped with learning: the quickstart RL at run.max_staleness K = 0 and K = 1.
 
-    python benchmarks/async_overlap.py [--seeds 3] [--budget 80000] [--ks 0 1] [--out FILE]
+    python benchmarks/async_overlap.py [--seeds 3] [--budget 80000] [--ks 0 1] [--set KEY=VALUE] [--out FILE]
 
 From one warm start (the quickstart's own, built into WORK/warm and reused; `--warm DIR` takes another),
 every run is the quickstart recipe's RL through local Ray (two one-CPU rollout actors, the learner on
@@ -37,14 +37,15 @@ def warm_model(work: Path, warm: str | None) -> str:
     return path
 
 
-def run_config(warm: str, k: int, seed: int, budget: int):
+def run_config(warm: str, k: int, seed: int, budget: int, extra: list[str] | None = None):
+    """The quickstart's RL at K; `extra`: further KEY=VALUE overrides (`--set`), applied last."""
     from toolgym.trainers.config.recipes import load_config
 
     overrides = [f"model.name_or_path={warm}", f"run.max_staleness={k}", f"run.seed={seed}",
                  "run.steps=10000",
                  f"run.token_budget={budget}", "run.ray=local", "run.progress=false", "sft.steps=0",
                  "quickstart.guess_steps=0", "quickstart.guess_fraction=0", "quickstart.budget_s=null",
-                 "checkpoint.every=0"]
+                 "checkpoint.every=0", *(extra or [])]
     return load_config("quickstart", overrides)
 
 
@@ -107,17 +108,21 @@ def main() -> None:
     parser.add_argument("--warm", default=None, help="a warm model folder (default: build the quickstart's)")
     parser.add_argument("--work", default="runs/async_overlap")
     parser.add_argument("--out", default="benchmarks/results/async_overlap.json")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (repeatable), e.g. loss.behaviour_is=truncate")
     args = parser.parse_args()
     started, work = time.monotonic(), Path(args.work).resolve()
     warm = warm_model(work, args.warm)
     runs: dict[int, list[dict]] = {k: [] for k in args.ks}
     for seed in range(args.seeds):
         for k in args.ks:  # interleaved: a drift in the machine's load hits both K alike
-            runs[k].append(one_run(run_config(warm, k, seed, args.budget), work / f"k{k}_s{seed}"))
+            cfg = run_config(warm, k, seed, args.budget, args.set)
+            runs[k].append(one_run(cfg, work / f"k{k}_s{seed}"))
             print(json.dumps({"k": k, "seed": seed, **runs[k][-1]}), flush=True)
     summary = summarize(runs)
-    summary.update({"budget_tokens": args.budget, "seeds": args.seeds, "wall_s": time.monotonic() - started,
-                    "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]})
+    summary.update({"budget_tokens": args.budget, "seeds": args.seeds, "overrides": args.set,
+                    "wall_s": time.monotonic() - started, "cpu_count": os.cpu_count(),
+                    "load_avg_1m": os.getloadavg()[0]})
     print_table(summary)
     write_json(summary, args.out)
 

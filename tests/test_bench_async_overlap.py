@@ -19,6 +19,9 @@ def test_run_config_is_the_quickstart_rl_at_k_with_the_budget() -> None:
     assert (cfg.run.max_staleness, cfg.run.seed, cfg.run.token_budget, cfg.run.ray) == (1, 2, 5000, "local")
     assert cfg.model.name_or_path == "WARM" and cfg.sft.steps == 0 and cfg.quickstart.guess_steps == 0
     assert cfg.curriculum.scheduler == "potential" and cfg.loss.name == "gppo"  # the quickstart's RL
+    with benchmark_script("async_overlap") as bench:
+        corrected = bench.run_config("WARM", 1, 2, 5000, ["loss.behaviour_is=truncate"])
+    assert (cfg.loss.behaviour_is, corrected.loss.behaviour_is) == ("off", "truncate")  # --set applies
 
 
 def test_summary_speedup_and_heldout_spread() -> None:
