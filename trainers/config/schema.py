@@ -175,6 +175,11 @@ class EvalConfig:
     # with a warm start: also evaluate the model as it was before it (RUN_DIR/eval/base.json, the
     # summary's heldout_pass1_base) -- a pretrained model's own figure; a random tiny one scores 0
     before_warm_start: bool = False
+    # evaluations during training run on a worker of their own, on a snapshot of the weights, while
+    # training goes on; logged when done, tagged with their weights' step (eval/policy_version). The
+    # final evaluation is awaited. Ray only (one more rollout worker's resources); --no-ray evaluates
+    # at once, as without it
+    background: bool = False
 
     def __post_init__(self) -> None:
         _check(self.n >= max(self.ks), f"eval.n ({self.n}) must be >= the largest k in eval.ks {self.ks}")

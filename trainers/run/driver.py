@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolgym.trainers.config.checks import task_ids
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import (
     Progress,
@@ -38,8 +37,9 @@ from toolgym.trainers.report.metrics import (
     unit_potentials,
 )
 from toolgym.trainers.run.ahead import RolloutsAhead, staleness_metrics, step_seed
+from toolgym.trainers.run.background_eval import BackgroundEvals, eval_kwargs, record_eval
 from toolgym.trainers.run.probe import probe_curriculum
-from toolgym.trainers.run.rollout_pool import make_pool
+from toolgym.trainers.run.rollout_pool import background_eval, make_pool
 from toolgym.trainers.run.runstate import RunState
 from toolgym.trainers.run.stages import build_samples, group_episodes, mean_policy_kl, outcomes, reward_kl
 
@@ -55,6 +55,7 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
     progress = train_progress(run)
     evals: dict[int, dict[str, Any]] = {}
     metrics: dict[str, Any] = {}
+    background = BackgroundEvals() if background_eval(cfg) else None
     try:
         run.pool = make_pool(run.model_path, cfg, version=run.step)
         run.ahead = RolloutsAhead(cfg.run.max_staleness, run.restored_ahead)
@@ -64,8 +65,11 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
             run.policy_tokens += int(start["curriculum/probe_tokens"])
             start["rollout/tokens_total"] = float(run.policy_tokens)
         if run.step == 0 and cfg.eval.problems > 0:  # the starting point, for before/after comparisons
-            evals[0] = evaluate(run)
-            start.update(eval_metrics(evals[0]))
+            if background is not None:
+                background.submit(run)
+            else:
+                evals[0] = evaluate(run)
+                start.update(eval_metrics(evals[0]))
         if start:
             run.logger.log(0, start)
         with interrupt_flag() as interrupted:
@@ -74,8 +78,13 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
                 tokens_before = run.policy_tokens
                 metrics = train_step(run)
                 if eval_due(cfg, run.step, tokens_before, run.policy_tokens) and not last_step(run):
-                    evals[run.step] = evaluate(run)
-                    metrics.update(eval_metrics(evals[run.step]))
+                    if background is not None:
+                        background.submit(run)
+                    else:
+                        evals[run.step] = evaluate(run)
+                        metrics.update(eval_metrics(evals[run.step]))
+                if background is not None:
+                    metrics.update(collected_evals(run, background, evals))
                 run.logger.log(run.step, metrics)
                 progress.update(metrics)
                 if warning := no_tool_warning(run.step, metrics):
@@ -83,8 +92,13 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
                 if cfg.checkpoint.every > 0 and run.step % cfg.checkpoint.every == 0:
                     run.save()
             if interrupted():
+                if background is not None and background.pending:
+                    progress.write(f"{len(background.pending)} background evaluation(s) still running "
+                                   f"were dropped")
                 progress.write(f"interrupted: checkpoint {run.save()} written; resume with --resume")
                 return {"interrupted": True, "step": run.step, "metrics": metrics, "evals": evals}
+        if background is not None and background.pending:
+            run.logger.log(run.step, collected_evals(run, background, evals, wait=True))
         if cfg.eval.problems > 0 and run.step not in evals:
             evals[run.step] = evaluate(run)
             run.logger.log(run.step, eval_metrics(evals[run.step]))
@@ -165,14 +179,20 @@ def train_step(run: RunState) -> dict[str, Any]:
 
 def evaluate(run: RunState) -> dict[str, Any]:
     """Held-out pass@k with the current weights; also written to RUN_DIR/eval/step_N.json."""
-    e = run.cfg.eval
-    result = run.pool.evaluate(tasks=task_ids(run.cfg, e.split), split=e.split, problems=e.problems, n=e.n,
-                               ks=list(e.ks), temperature=e.temperature, seed=run.cfg.run.seed)
-    out = run.run_dir / "eval" / f"step_{run.step:06d}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"step": run.step, "policy_tokens": run.policy_tokens, **result}  # result: its policy_version
-    out.write_text(json.dumps(record, indent=1, default=str))
+    result = run.pool.evaluate(**eval_kwargs(run))
+    record_eval(run, run.step, run.policy_tokens, result)
     return result
+
+
+def collected_evals(run: RunState, background: BackgroundEvals, evals: dict[int, dict[str, Any]],
+                    wait: bool = False) -> dict[str, float]:
+    """Metrics of the background evaluations finished by now (the newest one's, with the step of its
+    weights as eval/policy_version); each joins `evals` under its step."""
+    out: dict[str, float] = {}
+    for step, result in background.finished(run, wait=wait):
+        evals[step] = result
+        out = {**eval_metrics(result), "eval/policy_version": float(step)}
+    return out
 
 
 def eval_metrics(result: dict[str, Any]) -> dict[str, float]:

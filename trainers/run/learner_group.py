@@ -276,14 +276,16 @@ def learner_device(cfg: TrainConfig, resources: dict[str, float]) -> str:
         raise RuntimeError("run.device=cuda but the Ray cluster has no GPU; use run.device=cpu (or auto)")
     device = "cuda" if run.device == "cuda" or (run.device == "auto" and gpus >= 1) else "cpu"
     if run.ray == "local":
-        need = {"CPU": run.learners * run.cpus_per_learner + rollout.num_workers * rollout.cpus_per_worker,
-                "GPU": run.learners * (device == "cuda") + rollout.num_workers * rollout.gpus_per_worker}
+        workers = rollout.num_workers + (cfg.eval.background and cfg.eval.problems > 0)  # + the evaluator
+        need = {"CPU": run.learners * run.cpus_per_learner + workers * rollout.cpus_per_worker,
+                "GPU": run.learners * (device == "cuda") + workers * rollout.gpus_per_worker}
         short = {k: v for k, v in need.items() if v > float(resources.get(k, 0.0)) + 1e-9}
         if short:
             have = {k: float(resources.get(k, 0.0)) for k in short}
             raise ValueError(
                 f"local Ray has {have} but the run declares {short} (run.learners x run.cpus_per_learner "
-                f"+ rollout.num_workers x rollout.cpus_per_worker, and a GPU per learner on CUDA): raise "
+                f"+ rollout.num_workers (+ 1 with eval.background) x rollout.cpus_per_worker, and a GPU per "
+                f"learner on CUDA): raise "
                 f"run.ray_num_cpus, or lower run.cpus_per_learner (fractions such as 0.5 are allowed) or "
                 f"the worker and learner counts")
     return device

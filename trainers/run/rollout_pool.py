@@ -45,6 +45,15 @@ class RolloutPool(Protocol):
 
     def evaluate(self, **kwargs: Any) -> dict[str, Any]: ...
 
+    def submit_eval(self, **kwargs: Any) -> Any:
+        """Start a held-out evaluation on a snapshot of the latest synced weights (`eval.background`);
+        a handle for `eval_ready` / `collect_eval`. Training goes on meanwhile."""
+        ...
+
+    def eval_ready(self, handle: Any) -> bool: ...
+
+    def collect_eval(self, handle: Any) -> dict[str, Any]: ...
+
     def peak_rss_mb(self) -> list[float]: ...
 
     def sandbox_isolation(self) -> dict[str, Any]: ...
@@ -104,6 +113,16 @@ class LocalPool:
     def evaluate(self, **kwargs: Any) -> dict[str, Any]:
         return self.worker.evaluate(**kwargs)
 
+    def submit_eval(self, **kwargs: Any) -> dict[str, Any]:
+        """Evaluated at once with the current weights (one process has nothing to overlap with)."""
+        return self.worker.evaluate(**kwargs)
+
+    def eval_ready(self, handle: dict[str, Any]) -> bool:
+        return True
+
+    def collect_eval(self, handle: dict[str, Any]) -> dict[str, Any]:
+        return handle
+
     def peak_rss_mb(self) -> list[float]:
         return []  # the worker lives in the driver process, whose peak is measured there
 
@@ -126,6 +145,7 @@ class RayPool:
                                      num_gpus=cfg.rollout.gpus_per_worker)(RolloutWorker)
         self._weights_ref, self._version, self._sync_refs = None, version, []
         self.actors = [self._spawn(i) for i in range(cfg.rollout.num_workers)]
+        self.eval_actor = self._spawn_eval_worker() if background_eval(cfg) else None
         self.restarts = 0  # actors replaced after dying
         self.retried = 0  # task requests re-submitted
 
@@ -135,6 +155,21 @@ class RayPool:
         if self._weights_ref is not None:  # ordered before any later call
             actor.update_weights.remote(self._weights_ref, self._version)
         return actor
+
+    def _spawn_eval_worker(self) -> Any:
+        """The worker of background evaluations (`eval.background`): one more rollout worker's
+        resources, so that evaluating never holds up the rollouts queued on the others."""
+        cfg = self.cfg
+        if cfg.run.ray == "local":
+            need = (cfg.rollout.num_workers + 1) * cfg.rollout.cpus_per_worker
+            have = float(self.ray.cluster_resources().get("CPU", 0.0))
+            if need > have + 1e-9:
+                raise ValueError(f"eval.background needs one more rollout worker's CPUs: local Ray has "
+                                 f"{have:g}, the workers and the evaluator declare {need:g} ((rollout."
+                                 f"num_workers + 1) x rollout.cpus_per_worker); raise run.ray_num_cpus or "
+                                 f"set eval.background=false")
+        return self._actor_cls.remote(self.model_path, cfg.to_dict(), len(self.actors), worker_threads(cfg),
+                                      self._version)
 
     def _replace(self, index: int) -> None:
         self.ray.kill(self.actors[index], no_restart=True)
@@ -205,6 +240,23 @@ class RayPool:
         ref = self.actors[0].evaluate.remote(**kwargs)
         return self._get_with_retry(0, ref, lambda a: a.evaluate.remote(**kwargs), 0)
 
+    def submit_eval(self, **kwargs: Any) -> Any:
+        """Queued on the evaluator behind its earlier evaluations, with the weights last synced: the
+        object-store copy of a sync is immutable, so the evaluation sees that snapshot whatever the
+        learner does next."""
+        if self.eval_actor is None:
+            raise RuntimeError("submit_eval needs eval.background=true (the pool has no evaluator)")
+        if self._weights_ref is not None:
+            self.eval_actor.update_weights.remote(self._weights_ref, self._version)
+        return self.eval_actor.evaluate.remote(**kwargs)
+
+    def eval_ready(self, handle: Any) -> bool:
+        ready, _ = self.ray.wait([handle], timeout=0)
+        return bool(ready)
+
+    def collect_eval(self, handle: Any) -> dict[str, Any]:
+        return self.ray.get(handle)
+
     def sandbox_isolation(self) -> dict[str, Any]:
         """Worker 0's sandbox isolation (every worker runs the same backend on its own node)."""
         return self.ray.get(self.actors[0].sandbox_isolation.remote())
@@ -214,7 +266,7 @@ class RayPool:
         return [float(self.ray.get(a.peak_rss_mb.remote(), timeout=60)) for a in self.actors]
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, *([self.eval_actor] if self.eval_actor is not None else [])]:
             try:
                 self.ray.get(actor.close.remote(), timeout=30)
             except Exception:  # a dead actor has nothing left to close
@@ -222,6 +274,11 @@ class RayPool:
             self.ray.kill(actor, no_restart=True)
         if self._started_ray:
             self.ray.shutdown()
+
+
+def background_eval(cfg: TrainConfig) -> bool:
+    """Whether held-out evaluations run in the background (`eval.background`, with evaluations on)."""
+    return cfg.eval.background and cfg.eval.problems > 0
 
 
 def make_pool(model_path: str, cfg: TrainConfig, version: int = 0) -> RolloutPool:
