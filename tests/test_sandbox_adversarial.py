@@ -308,6 +308,9 @@ def test_escaped_daemons_are_gone_after_close(backend):
     assert _wait_until(lambda: not _processes_with_cmdline(marker.encode()))
 
 
+_UNRELATED_FD_SLACK = 3
+
+
 def test_thousand_sessions_leave_nothing_behind(backend):
     base = backend.new_session()
     base.run("import math")
@@ -320,7 +323,10 @@ def test_thousand_sessions_leave_nothing_behind(backend):
         if i % 50 == 0:
             assert session.run("math.pi" if i % 10 else "1").ok
         session.close()
-    assert len(os.listdir("/proc/self/fd")) == fds_before
+    # The whole process's fd table: another thread of the test process (a Ray or logging thread an
+    # earlier test left) may open one or two of its own meanwhile, and CI saw exactly that (46 vs
+    # 45). A leak of the sandbox would be one per session, run or fork: 20 to 1000 fds, not 3.
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + _UNRELATED_FD_SLACK
     assert _wait_until(lambda: _descendants(zygote) <= base_tree, timeout=10)
     assert set(os.listdir(backend._root)) == dirs_before
     base_group = os.path.dirname(base.workdir)
