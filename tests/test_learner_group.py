@@ -132,6 +132,37 @@ def test_resume_with_two_ranks_gives_the_same_next_update(two_rank_run, tmp_path
         torch.testing.assert_close(again[name], straight[name], atol=1e-6, rtol=1e-5)
 
 
+def test_fsdp2_shards_the_kl_reference_and_pads_a_short_rank_with_forwards(two_rank_run, local_ray) -> None:
+    """loss.kl_coef > 0 under FSDP2: the frozen reference is sharded like the policy (each rank holds a
+    piece of every weight), and the updates, loss/kl and reference log-probs equal one learner's.
+    Three samples of one micro-batch each leave rank 1 a micro-batch short: its padding step must run
+    the policy's and the reference's forwards too, or rank 0's all-gathers would wait for it forever."""
+    run_dir, _ = two_rank_run
+    cfg = tiny_config(*TWO_RANKS, "run.learner_strategy=fsdp2", "loss.kl_coef=0.5",
+                      "optimizer.micro_batch_tokens=24")
+    model_path = str(run_dir / "base_model")
+    samples = _synthetic_samples()[:3]
+    single = build_learner(cfg, model_path, device="cpu", pad_id=0)
+    group = LearnerGroup(cfg, model_path)
+    try:
+        for step in range(2):
+            ours, theirs = group.update(samples), single.update(samples)
+            for key in ("learner/grad_norm", "loss/kl", "loss/policy"):
+                assert ours[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-9), (step, key)
+        assert theirs["loss/kl"] > 1e-6  # the second step measures a policy that moved off the reference
+        reference_logp = group.reference_logprobs(samples)
+        shards = group.rank_parameters(reference=True)
+    finally:
+        group.close()
+    for ours, theirs in zip(reference_logp, single.reference_logprobs(samples), strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    full = single.reference.state_dict()
+    assert shards[0].keys() == full.keys()
+    for name, value in full.items():
+        assert shards[0][name].shape[0] < value.shape[0], name  # a piece, not a copy
+        torch.testing.assert_close(torch.cat([shards[0][name], shards[1][name]]), value)
+
+
 def test_a_dead_learner_rank_is_fatal_and_named(two_rank_run, local_ray) -> None:
     """Rank 1's process is killed; rank 0 then blocks in the update's first all-reduce, so the group
     must report rank 1's death instead of waiting for rank 0."""

@@ -92,10 +92,6 @@ def check_kl(cfg: TrainConfig) -> None:
     if cfg.loss.kl_reference is not None and not Path(cfg.loss.kl_reference).is_dir():
         raise ConfigError(f"loss.kl_reference: {cfg.loss.kl_reference!r} is not a model directory; give "
                           "a saved model folder, or leave it unset to use the run's starting policy")
-    if cfg.run.learners > 1 and cfg.run.learner_strategy == "fsdp2":
-        raise ConfigError("a KL (loss.kl_coef or algo.kl_coef > 0) with run.learner_strategy=fsdp2: the "
-                          "reference policy is not sharded yet (each rank would hold a full copy); use "
-                          "learner_strategy=ddp or no KL")
 
 
 def check_env(cfg: TrainConfig) -> None:

@@ -8,7 +8,9 @@ usual RANK / WORLD_SIZE / MASTER_ADDR variables) or call `init_distributed` from
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -66,6 +68,31 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, strategy: str = "ddp") ->
             fully_shard(layer)
         return fully_shard(model)
     raise ValueError(f"unknown distributed strategy {strategy!r}; known: ddp, fsdp2")
+
+
+def wrap_reference(model: torch.nn.Module, info: DistInfo, strategy: str = "ddp") -> torch.nn.Module:
+    """The frozen reference policy of a KL: eval mode, no gradients; under FSDP2 sharded like the policy
+    (each rank holds 1/N of it and gathers one layer at a time for a forward, so every rank must run
+    the same reference forwards), else a plain replica (it has no gradient for DDP to reduce)."""
+    model.eval().requires_grad_(False)
+    return wrap_model(model, info, "fsdp2") if info.enabled and strategy == "fsdp2" else model
+
+
+@contextlib.contextmanager
+def accumulating(module: torch.nn.Module) -> Iterator[None]:
+    """Backward calls inside add to the local gradients without reducing them over ranks (all but the
+    last micro-batch of a step): DDP's `no_sync`, FSDP2's `set_requires_gradient_sync(False)`."""
+    if hasattr(module, "set_requires_gradient_sync"):  # FSDP2 (an FSDPModule has no no_sync)
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    elif hasattr(module, "no_sync"):
+        with module.no_sync():
+            yield
+    else:
+        yield
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -30,7 +30,14 @@ from toolgym.trainers.algo.loss_api import LossNormalisers, to_floats
 from toolgym.trainers.algo.loss_config import LossConfig
 from toolgym.trainers.config.schema import OptimizerConfig
 from toolgym.trainers.learner.batching import MicroBatch, Sample, micro_batches, shard, split_mini_batches
-from toolgym.trainers.learner.distributed import DistInfo, all_reduce, unwrap, wrap_model
+from toolgym.trainers.learner.distributed import (
+    DistInfo,
+    accumulating,
+    all_reduce,
+    unwrap,
+    wrap_model,
+    wrap_reference,
+)
 from toolgym.trainers.learner.prefix_forward import causal_lm_logits, first_trained_column
 
 _FINITE = "_finite"  # the loss's finiteness rides along with the metrics in the one sync
@@ -118,8 +125,13 @@ class Learner:
         model.to(self.device).train()
         self.module = wrap_model(model, self.dist, strategy)
         # the frozen reference policy of a KL: with `reference_in_loss` (a KL term) its log-probs fill
-        # MicroBatch.ref_logp (no grad); reinforce_pp's KL in the reward asks `reference_logprobs`
-        self.reference = reference.to(self.device).eval().requires_grad_(False) if reference else None
+        # MicroBatch.ref_logp (no grad); reinforce_pp's KL in the reward asks `reference_logprobs`.
+        # Under FSDP2 it is sharded like the policy, so every rank runs its forwards in lockstep.
+        self.reference = (wrap_reference(reference.to(self.device), self.dist, strategy)
+                          if reference is not None else None)
+        # FSDP2 all-gathers a layer's shards in each forward: a rank with fewer micro-batches than
+        # another still runs forwards (on a padding row) where DDP can take a zero loss without one
+        self.lockstep_forward = self.dist.enabled and strategy == "fsdp2"
         self.reference_in_loss = reference_in_loss and self.reference is not None
         # rollout/logprob_mismatch needs behaviour log-probs: off for SFT (its samples carry none)
         self.measure_mismatch = measure_mismatch
@@ -229,7 +241,7 @@ class Learner:
         finite = True
         for k in range(count):
             last = k == count - 1
-            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.module.no_sync()
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else accumulating(self.module)
             with sync, self._autocast():
                 loss, parts = self._micro_loss(batches[k] if k < len(batches) else None, norm, entropy_coef,
                                                measure)
@@ -242,9 +254,13 @@ class Learner:
 
     def _micro_loss(self, mb: MicroBatch | None, norm: LossNormalisers, entropy_coef: float | None,
                     measure: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if mb is None or norm.num_tokens == 0:  # padding step (keeps DDP in lockstep) or nothing to learn
+        if norm.num_tokens == 0 or (mb is None and not self.lockstep_forward):
+            # nothing to learn on any rank, or a padding step that keeps DDP's backward calls equal
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
+        if mb is None:  # FSDP2 padding step: the forwards (and their all-gathers) of a real one, weight 0
+            loss, _ = self._micro_loss(self._padding_batch(), norm, entropy_coef)
+            return loss * 0.0, {}
         mb = mb.to(self.device)
         if self.reference_in_loss:
             with torch.no_grad():
@@ -257,6 +273,11 @@ class Learner:
             gap = ((logp.detach() - mb.old_logp).abs() * mb.mask).sum() / norm.num_tokens
             parts = {**parts, MISMATCH: gap}
         return loss * self.dist.world_size, parts
+
+    def _padding_batch(self) -> MicroBatch:
+        """One two-token row with nothing trained on it: what an FSDP2 padding step feeds forward."""
+        row = Sample(ids=[self.pad_id] * 2, mask=[0.0], old_logp=[0.0], advantages=[0.0])
+        return micro_batches([row], self.cfg.micro_batch_tokens, self.pad_id)[0]
 
     def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:
         """Reduce metrics, then clip and step, or skip a non-finite step."""

@@ -29,9 +29,10 @@ ranks block on, so nothing can stand in for it mid-run. The group raises `Learne
 the rank, and the run is resumed from its latest checkpoint with `--resume`.
 
 Tested on CPU (tests/test_learner_group.py): 2 DDP ranks on gloo through `fit()` and local Ray, and
-2 FSDP2 ranks on gloo against one learner. NCCL (and so every GPU placement) runs the same code path
-but is not tested without GPUs. An FSDP2 checkpoint keys its optimizer state by parameter name, a DDP
-one by index: resume with the strategy that wrote the checkpoint.
+2 FSDP2 ranks on gloo against one learner, with and without a KL (the frozen reference is sharded
+like the policy, and a rank with fewer micro-batches pads with forwards). NCCL (and so every GPU
+placement) runs the same code path but is not tested without GPUs. An FSDP2 checkpoint keys its
+optimizer state by parameter name, a DDP one by index: resume with the strategy that wrote it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int
         # transformers 5 renamed it; the old name warns
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     reference = None
-    if uses_reference(cfg):  # frozen: loss.kl_reference (RunState sets the starting policy); a copy per rank
+    if uses_reference(cfg):  # frozen: loss.kl_reference (RunState sets the starting policy); FSDP2 shards it
         reference = AutoModelForCausalLM.from_pretrained(cfg.loss.kl_reference or model_path,
                                                          dtype=getattr(torch, cfg.model.dtype))
     return Learner(model, cfg.optimizer, policy_loss_fn(cfg.loss), total_steps=cfg.run.steps,
@@ -158,10 +159,12 @@ class LearnerRank:
         self.learner.steps_done = int(state["steps_done"])
         self.learner.steps_skipped = int(state["steps_skipped"])
 
-    def parameters(self) -> dict[str, torch.Tensor]:
-        """This rank's own parameters on CPU (a full replica under DDP, its shards under FSDP2)."""
+    def parameters(self, reference: bool = False) -> dict[str, torch.Tensor]:
+        """This rank's own parameters on CPU (a full replica under DDP, its shards under FSDP2), of the
+        policy or (`reference`) of the KL's frozen reference."""
+        module = self.learner.reference if reference else self.learner.module
         local = {k: v.to_local() if hasattr(v, "to_local") else v  # FSDP2 DTensor -> this rank's shard
-                 for k, v in self.learner.module.state_dict().items()}
+                 for k, v in module.state_dict().items()}
         return {k.removeprefix("module."): v.detach().to("cpu", copy=True) for k, v in local.items()}
 
 
@@ -227,9 +230,12 @@ class LearnerGroup:
         return metrics
 
     def reference_logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
-        """The reference policy's log-probs of each sample's targets, from rank 0 (every rank holds the
-        whole reference, so one computes them)."""
-        return self._get([self.actors[0].reference_logprobs.remote(list(samples))])[0]
+        """The reference policy's log-probs of each sample's targets: from rank 0 under DDP (every rank
+        holds the whole reference); under FSDP2 every rank runs the same forwards (each gathers the
+        shards of the others) and rank 0's result is returned."""
+        if self.cfg.run.learner_strategy != "fsdp2":
+            return self._get([self.actors[0].reference_logprobs.remote(list(samples))])[0]
+        return self._all("reference_logprobs", self.ray.put(list(samples)))[0]
 
     def policy_state(self) -> dict[str, torch.Tensor]:
         """The policy's full weights on CPU (rank 0's), for syncing to inference engines."""
@@ -242,9 +248,10 @@ class LearnerGroup:
         self._all("load_state_dict", self.ray.put(state))
         self.steps_done, self.steps_skipped = int(state["steps_done"]), int(state["steps_skipped"])
 
-    def rank_parameters(self) -> list[dict[str, torch.Tensor]]:
-        """Each rank's own parameters (tests check that DDP replicas stay identical)."""
-        return self._all("parameters")
+    def rank_parameters(self, reference: bool = False) -> list[dict[str, torch.Tensor]]:
+        """Each rank's own parameters of the policy or the reference (tests check that DDP replicas stay
+        identical and that FSDP2 shards both)."""
+        return self._all("parameters", reference)
 
     def close(self) -> None:
         """Stop every rank (killed, not drained: a rank may be blocked in a collective) and Ray if
