@@ -136,7 +136,7 @@ class Learner:
         # rollout/logprob_mismatch needs behaviour log-probs: off for SFT (its samples carry none)
         self.measure_mismatch = measure_mismatch
         # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
-        self.share_prefix = cfg.share_prefix and (not self.dist.enabled or strategy == "ddp")
+        self.share_prefix = cfg.share_prefix and not self.lockstep_forward
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                            weight_decay=cfg.weight_decay)
