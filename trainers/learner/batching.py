@@ -68,6 +68,13 @@ def sample_from_episode(episode: Episode, advantage: float | Sequence[float], *,
     estimators) or one per response token.
 
     `weight` 0 masks the whole episode (an errored or filtered sample) while keeping it in the batch.
+
+    The tokens after the last policy token are dropped: the last tool output and the environment's
+    closing message train nothing, and under causal attention no trained position sees them, so the
+    loss and its gradient are those of the whole episode. It also bounds a sample by the context:
+    the observation that overflowed `max_episode_tokens` (up to `max_output_chars` of a program's
+    print) ends the episode and is never fed to the learner (it was: a 4,057-token sample from a
+    1,024-token context took the driver's memory from 5 to 12 GB).
     """
     prompt, response = list(episode.prompt_ids), list(episode.response_ids)
     if not response:
@@ -76,19 +83,28 @@ def sample_from_episode(episode: Episode, advantage: float | Sequence[float], *,
         raise ValueError(
             f"episode {episode.task_id}#{episode.index}: loss_mask ({len(episode.loss_mask)}) and logprobs "
             f"({len(episode.logprobs)}) must have one entry per response token ({len(response)})")
+    kept = trained_length(episode.loss_mask)
     pad = torch.zeros(len(prompt) - 1)
-    mask = torch.tensor(episode.loss_mask, dtype=torch.float32) * weight
+    mask = torch.tensor(episode.loss_mask[:kept], dtype=torch.float32) * weight
     if isinstance(advantage, int | float):
-        adv = torch.full((len(response),), float(advantage))
+        adv = torch.full((kept,), float(advantage))
     else:
-        adv = torch.as_tensor(advantage, dtype=torch.float32)
+        adv = torch.as_tensor(advantage, dtype=torch.float32)[:kept]
     return Sample(
-        ids=torch.tensor(prompt + response, dtype=torch.long),
+        ids=torch.tensor(prompt + response[:kept], dtype=torch.long),
         mask=torch.cat([pad, mask]),
-        old_logp=torch.cat([pad, torch.tensor(episode.logprobs, dtype=torch.float32)]),
+        old_logp=torch.cat([pad, torch.tensor(episode.logprobs[:kept], dtype=torch.float32)]),
         advantages=torch.cat([pad, adv]),
         positive=bool(episode.success),
     )
+
+
+def trained_length(loss_mask: Sequence[float]) -> int:
+    """Response tokens up to and including the last one with a loss weight (all of them if none has)."""
+    for i in range(len(loss_mask) - 1, -1, -1):
+        if loss_mask[i]:
+            return i + 1
+    return len(loss_mask)
 
 
 @dataclass

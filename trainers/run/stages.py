@@ -55,8 +55,8 @@ def reward_kl(groups: Sequence[Sequence[Episode]],
     kl = torch.zeros_like(mask)
     for i, e in enumerate(flat):
         start = len(e.prompt_ids) - 1  # target index of the first response token
-        n = len(e.response_ids)
-        kl[i, :n] = torch.tensor(e.logprobs, dtype=torch.float32) - ref[i][start:start + n].float()
+        n = len(ref[i]) - start  # the sample ends at the last policy token (sample_from_episode)
+        kl[i, :n] = torch.tensor(e.logprobs[:n], dtype=torch.float32) - ref[i][start:].float()
     return kl * mask
 
 
