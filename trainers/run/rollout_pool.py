@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from toolgym.agents.episode import Episode
 from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config.schema import TrainConfig
+from toolgym.trainers.run.weight_payload import WeightPayload
 from toolgym.trainers.run.workers import RolloutWorker, chunk_seed, split_chunks
 
 
@@ -218,7 +219,8 @@ class RayPool:
 
     def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
         self._settle_syncs()
-        self._weights_ref = self.ray.put(weights)
+        # out-of-band byte arrays: the store gets the one copy (trainers/run/weight_payload.py)
+        self._weights_ref = self.ray.put(WeightPayload.from_tensors(weights))
         self._version = self._version if version is None else version
         self._sync_refs = [a.update_weights.remote(self._weights_ref, self._version) for a in self.actors]
         if wait:

@@ -33,6 +33,7 @@ from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config.checks import task_kwargs
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.config.yaml_io import from_dict
+from toolgym.trainers.run.weight_payload import WeightPayload
 
 LOCKSTEP = {"batch_fraction": 1.0, "max_wait_s": 1e6}  # every model call waits for all live episodes
 
@@ -127,10 +128,12 @@ class RolloutWorker:
 
         return describe_isolation(getattr(self.sandbox, "backend", self.sandbox)).to_dict()
 
-    def update_weights(self, state: dict[str, torch.Tensor], version: int | None = None) -> None:
+    def update_weights(self, state: dict[str, torch.Tensor] | WeightPayload,
+                       version: int | None = None) -> None:
         """New policy weights (between engine batches: a call never interrupts a rollout) and their
-        version, with which the episodes generated from now on are tagged."""
-        self.engine.update_weights(state)
+        version, with which the episodes generated from now on are tagged. A `WeightPayload` (what
+        RayPool sends) is read in place from the object store."""
+        self.engine.update_weights(state.tensors() if isinstance(state, WeightPayload) else state)
         if version is not None:
             self.version = version
 
