@@ -91,13 +91,31 @@ def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 
     logits = logits[:, :-1].float()  # [B, T-1-first, V]: predictions of targets[:, first:]
     if temperature not in (0.0, 1.0):
         logits = logits / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, mb.targets[:, first:].unsqueeze(-1)).squeeze(-1)
+    # log pi = logit - logsumexp: no [B, K, V] log-softmax kept for the backward besides the logits
+    lse = torch.logsumexp(logits, dim=-1)  # [B, K]
+    logp = logits.gather(-1, mb.targets[:, first:].unsqueeze(-1)).squeeze(-1) - lse
     ent = None
-    if entropy != "none":
-        with contextlib.nullcontext() if entropy == "grad" else torch.no_grad():
-            ent = torch.nn.functional.pad(-(logp_all.exp() * logp_all).sum(-1), (first, 0))  # [B, T-1]
+    if entropy == "grad":
+        ent = torch.nn.functional.pad(_entropy(logits, lse), (first, 0))  # [B, T-1]
+    elif entropy != "none":
+        with torch.no_grad():
+            ent = torch.nn.functional.pad(_chunked_entropy(logits, lse), (first, 0))
     return torch.nn.functional.pad(logp, (first, 0)), ent  # [B, T-1]
+
+
+def _entropy(logits: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy [B, K] of softmax(logits): lse - sum_v p_v * logit_v."""
+    return lse - (torch.exp(logits - lse.unsqueeze(-1)) * logits).sum(-1)
+
+
+ENTROPY_CHUNK = 128  # positions per chunk: two [B, 128, V] temporaries instead of two [B, K, V]
+
+
+def _chunked_entropy(logits: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """`_entropy` a chunk of positions at a time (no grad: a logged value, or a detached bonus)."""
+    parts = [_entropy(logits[:, i:i + ENTROPY_CHUNK], lse[:, i:i + ENTROPY_CHUNK])
+             for i in range(0, logits.shape[1], ENTROPY_CHUNK)]
+    return torch.cat(parts, dim=1) if parts else lse.new_zeros(lse.shape)
 
 
 def _padding_mask(mask: torch.Tensor) -> torch.Tensor | None:
@@ -296,8 +314,9 @@ class Learner:
         return {**metrics, "learner/grad_norm": grad_norm, "learner/nonfinite": 0.0}
 
     def policy_state(self) -> dict[str, torch.Tensor]:
-        """The policy's weights on CPU, for syncing to inference engines."""
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        """The policy's weights on CPU, for syncing to inference engines: on a CPU learner the
+        parameters themselves (no copy: a sync copies them into the engine or the object store at once)."""
+        return {k: v.detach().to("cpu") for k, v in self.model.state_dict().items()}
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
