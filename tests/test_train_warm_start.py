@@ -132,3 +132,36 @@ def test_the_warm_start_uses_the_recipes_micro_batch_budget(named_model: Path, t
     assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(run),
                  "optimizer.micro_batch_tokens=777", *SMALL]) == 0
     assert budgets and set(budgets) == {777}
+
+
+def test_gradient_checkpointing_acts_in_the_warm_start_and_in_rl(named_model: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model.gradient_checkpointing` reaches both trainers (SFT ignored it): the SFT model and the RL
+    learner's policy are loaded with activation checkpointing on, and only then; SFT's training
+    forwards run with it."""
+    from toolgym.trainers.learner import prefix_forward
+    from toolgym.trainers.run import learner_group
+
+    loaded: list[bool] = []
+    forwards: list[bool] = []
+    original_load, original_logits = learner_group.load_trainable, prefix_forward.causal_lm_logits
+
+    def load_spy(cfg, path):
+        model = original_load(cfg, path)
+        loaded.append(prefix_forward._checkpointing(model))
+        return model
+
+    def logits_spy(model, *args, **kwargs):
+        if model.training:
+            forwards.append(prefix_forward._checkpointing(model))
+        return original_logits(model, *args, **kwargs)
+
+    monkeypatch.setattr(learner_group, "load_trainable", load_spy)
+    monkeypatch.setattr("toolgym.trainers.learner.learner.causal_lm_logits", logits_spy)
+    for flag in (True, False):
+        loaded.clear()
+        forwards.clear()
+        assert main(["train", "--no-ray", "--model", str(named_model), "--output", str(tmp_path / str(flag)),
+                     f"model.gradient_checkpointing={str(flag).lower()}", *SMALL]) == 0
+        assert loaded == [flag, flag]  # the SFT model, then the RL learner's
+        assert len(forwards) >= 2 and set(forwards) == {flag}  # SFT's two steps at least

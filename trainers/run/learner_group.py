@@ -56,15 +56,24 @@ class LearnerDiedError(RuntimeError):
     """A learner rank's actor died: the run cannot go on (resume from the latest checkpoint)."""
 
 
-def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int,
-                  dist: Any = None) -> Learner:
-    """The run's learner: the policy from `model_path`, the registry loss, AdamW (in-process or a rank)."""
+def load_trainable(cfg: TrainConfig, model_path: str) -> torch.nn.Module:
+    """The policy to train from `model_path` in `model.dtype`, with activation checkpointing when
+    `model.gradient_checkpointing` (the SFT warm start and the RL learner alike)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.model.dtype))
     if cfg.model.gradient_checkpointing:
         # transformers 5 renamed it; the old name warns
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    return model
+
+
+def build_learner(cfg: TrainConfig, model_path: str, *, device: str, pad_id: int,
+                  dist: Any = None) -> Learner:
+    """The run's learner: the policy from `model_path`, the registry loss, AdamW (in-process or a rank)."""
+    from transformers import AutoModelForCausalLM
+
+    model = load_trainable(cfg, model_path)
     reference = None
     if uses_reference(cfg):  # frozen: loss.kl_reference (RunState sets the starting policy); FSDP2 shards it
         reference = AutoModelForCausalLM.from_pretrained(cfg.loss.kl_reference or model_path,

@@ -149,11 +149,11 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
     copying skill needs all the steps it can get), then `quickstart.guess_steps` on the whole mix,
     which teaches the habit of guessing without undoing the skill.
     """
-    import torch
     from toolgym.agents.episode import read_jsonl, write_jsonl
+    from toolgym.trainers.run.learner_group import load_trainable
     from toolgym.trainers.run.runstate import base_model_path, resolve_device, seed_everything
     from toolgym.trainers.run.sft import mean_nll, run_sft
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     warm, done = run_dir / "warm_model", run_dir / WARM_DONE
     if done.exists() and (warm / "config.json").exists():  # resumed after the warm start: keep it
@@ -174,7 +174,7 @@ def warm_start(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[str, di
     demo_s = time.monotonic() - started
     warn_long_turns(demos, cfg.sampling.max_new_tokens)
     (run_dir / "sft_metrics.jsonl").unlink(missing_ok=True)  # SFT (re)starts from its first step
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, cfg.model.dtype))
+    model = load_trainable(cfg, base)
     model.to(resolve_device(cfg))
     phases = sft_phases(cfg, demos)
     bar = Progress(sum(p.steps for _, p in phases), enabled=progress, desc="warm start (sft)",
