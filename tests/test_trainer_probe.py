@@ -30,11 +30,11 @@ class ScriptedPool:
     def __init__(self, group_size: int) -> None:
         self.group_size, self.requests = group_size, []
 
-    def rollout(self, requests: list[TaskRequest], seed: int) -> list[Episode]:
+    def rollout(self, requests: list[TaskRequest], seed: int, group_size: int | None = None) -> list[Episode]:
         self.requests += requests
         out = []
         for r, request in enumerate(requests):
-            for g in range(self.group_size):
+            for g in range(self.group_size if group_size is None else group_size):
                 half = (request.index + g) % 2 == 0
                 success = {SOLVED: True, UNSOLVABLE: False}.get(request.task_id, half)
                 out.append(Episode(request.task_id, request.index, request.split, f"{seed}-{r}", [1, 2],
@@ -56,15 +56,20 @@ def test_the_probe_puts_the_half_solved_family_in_stage_one() -> None:
     lines: list[str] = []
     metrics = probe_curriculum(run, say=lines.append)
     assert run.curriculum.active_units() == [HALF]  # stage 1 of 3 = the top third by 4p(1-p)
-    assert metrics["curriculum/probe_episodes"] == 3 * 20  # 20 per family unit (5 groups of 4)
+    assert metrics["curriculum/probe_episodes"] == 3 * 20  # 20 per family unit, one per request
     assert metrics["curriculum/probe_tokens"] == 3 * 20 * 2  # two policy tokens per scripted episode
     assert {r.split for r in run.pool.requests} == {"train"} and "probed 3 units" in lines[0]
     assert probe_curriculum(run) == {}  # probed once: a resumed scheduler is not probed again
 
 
-def test_probe_samples_sets_the_episodes_per_unit() -> None:
-    run = _run(samples=9)  # rounded up to whole groups: 3 requests x 4
-    assert probe_curriculum(run, say=lambda _: None)["curriculum/probe_episodes"] == 3 * 12
+def test_probe_samples_sets_the_episodes_per_unit_each_on_its_own_instance() -> None:
+    """Not whole GRPO groups (4 here): a family is measured on `probe_samples` instances, not on
+    ceil(9 / 4) = 3 instances sampled 4 times each."""
+    run = _run(samples=9)
+    assert probe_curriculum(run, say=lambda _: None)["curriculum/probe_episodes"] == 3 * 9
+    for family in (SOLVED, UNSOLVABLE, HALF):
+        indices = [r.index for r in run.pool.requests if r.task_id == family]
+        assert len(indices) == 9 and len(set(indices)) >= 8  # instances drawn per request
 
 
 def test_without_the_probe_stage_one_is_list_order_and_the_log_says_so() -> None:

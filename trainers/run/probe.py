@@ -5,7 +5,10 @@ Why the trainer runs it: a scheduler that ranks units by measured success (`pote
 a probe every unit starts unmeasured and stage 1 is the first units *in list order*. The paper probes
 every task with ~20 samples of the starting policy and ranks by improvement potential 4p(1-p); here
 the probe's episodes go through the same rollout pool as training (same engine, sandbox, limits), on
-the train split, `curriculum.probe_samples` episodes per unit (rounded up to whole GRPO groups).
+the train split, `curriculum.probe_samples` episodes per unit, each its own request (group size 1): a
+family unit is measured on that many instances. (It was measured in whole GRPO groups: with
+`rollout.group_size` 8 and 8 probe samples a family's success was one instance's, and the real
+model's probe read `math` as unsolved and `arith` as solved, both potential 0.)
 
 The probe's episodes and generated policy tokens count in the run's metrics
 (`curriculum/probe_episodes`, `curriculum/probe_tokens`, logged at step 0); its outcomes live in the
@@ -14,7 +17,6 @@ scheduler's success statistics, which the checkpoint keeps, so a resumed run doe
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from toolgym.trainers.run.stages import outcomes
@@ -54,12 +56,10 @@ def probe_curriculum(run: RunState, say: Any = print) -> dict[str, float]:
 
 
 def _probe_fn(run: RunState, scheduler: Scheduler, tokens: list[int]):
-    group = run.cfg.rollout.group_size
-
     def probe(units: list[str], n: int, mode: str) -> list[Outcome]:
-        drawn = [u for u in units for _ in range(math.ceil(n / group))]
+        drawn = [u for u in units for _ in range(n)]  # a family unit draws an instance per request
         requests = scheduler.units.requests(drawn, run.rng)
-        episodes = run.pool.rollout(requests, seed=probe_seed(run.cfg.run.seed))
+        episodes = run.pool.rollout(requests, seed=probe_seed(run.cfg.run.seed), group_size=1)
         tokens.append(sum(int(sum(e.loss_mask)) for e in episodes))
         return outcomes(episodes)
 

@@ -27,15 +27,15 @@ class RolloutPool(Protocol):
     retried: int  # requests re-submitted after their worker died
 
     def submit(self, requests: Sequence[TaskRequest], seed: int,
-               max_response_tokens: int | None = None) -> Any:
+               max_response_tokens: int | None = None, group_size: int | None = None) -> Any:
         """Start rolling out `requests` with the weights the workers hold once their queued calls are
-        done; a handle for `collect`."""
+        done; a handle for `collect`. `group_size` episodes per request (None: rollout.group_size)."""
         ...
 
     def collect(self, handle: Any) -> list[Episode]: ...
 
     def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]: ...
+                max_response_tokens: int | None = None, group_size: int | None = None) -> list[Episode]: ...
 
     def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
         """New weights (tagged `version`) to every worker, after the rollouts already submitted;
@@ -91,19 +91,19 @@ class LocalPool:
         self.retried = 0
 
     def submit(self, requests: Sequence[TaskRequest], seed: int,
-               max_response_tokens: int | None = None) -> list[Episode]:
+               max_response_tokens: int | None = None, group_size: int | None = None) -> list[Episode]:
         """Rolled out at once, with the current weights: the staleness of `run.max_staleness`
         without the overlap (one process has nothing to overlap with)."""
         chunks = split_chunks(requests, self.cfg.rollout.num_workers)
         return [ep for i, chunk in enumerate(chunks)
-                for ep in self.worker.rollout(chunk, chunk_seed(seed, i), max_response_tokens)]
+                for ep in self.worker.rollout(chunk, chunk_seed(seed, i), max_response_tokens, group_size)]
 
     def collect(self, handle: list[Episode]) -> list[Episode]:
         return handle
 
     def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]:
-        return self.submit(requests, seed, max_response_tokens)
+                max_response_tokens: int | None = None, group_size: int | None = None) -> list[Episode]:
+        return self.submit(requests, seed, max_response_tokens, group_size)
 
     def sync(self, weights: dict[str, Any], version: int | None = None, wait: bool = True) -> None:
         self.worker.update_weights(weights, version)
@@ -177,29 +177,30 @@ class RayPool:
         self.actors[index] = self._spawn(index)
         self.restarts += 1
 
-    def submit(self, requests: Sequence[TaskRequest], seed: int,
-               max_response_tokens: int | None = None) -> tuple[list, list, int, int | None]:
+    def submit(self, requests: Sequence[TaskRequest], seed: int, max_response_tokens: int | None = None,
+               group_size: int | None = None) -> tuple[list, list, Any]:
         """One chunk per actor, queued behind the actor's earlier calls (Ray runs an actor's calls in
         the order they were made): a weight sync made before this call applies to it, one made after
         it waits for it -- weights change between engine batches, never inside an episode."""
         chunks = split_chunks(requests, len(self.actors))
-        cap = max_response_tokens
-        refs = [self.actors[i].rollout.remote(chunk, chunk_seed(seed, i), cap)
-                for i, chunk in enumerate(chunks)]
-        return chunks, refs, seed, cap
 
-    def collect(self, handle: tuple[list, list, int, int | None]) -> list[Episode]:
-        chunks, refs, seed, cap = handle
+        def call(actor: Any, index: int) -> Any:  # also the re-submission to a replaced actor
+            return actor.rollout.remote(chunks[index], chunk_seed(seed, index), max_response_tokens,
+                                        group_size)
+
+        return chunks, [call(self.actors[i], i) for i in range(len(chunks))], call
+
+    def collect(self, handle: tuple[list, list, Any]) -> list[Episode]:
+        chunks, refs, call = handle
         self._settle_syncs()
         out: list[Episode] = []
         for i, (chunk, ref) in enumerate(zip(chunks, refs, strict=True)):
-            again = lambda a, c=chunk, k=i: a.rollout.remote(c, chunk_seed(seed, k), cap)  # noqa: E731
-            out += self._get_with_retry(i, ref, again, len(chunk))
+            out += self._get_with_retry(i, ref, lambda a, k=i: call(a, k), len(chunk))
         return out
 
     def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]:
-        return self.collect(self.submit(requests, seed, max_response_tokens))
+                max_response_tokens: int | None = None, group_size: int | None = None) -> list[Episode]:
+        return self.collect(self.submit(requests, seed, max_response_tokens, group_size))
 
     def _get_with_retry(self, index: int, ref: Any, resubmit: Any, n_requests: int) -> Any:
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError

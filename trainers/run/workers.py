@@ -86,15 +86,17 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def rollout(self, requests: Sequence[TaskRequest], seed: int,
-                max_response_tokens: int | None = None) -> list[Episode]:
-        """`group_size` episodes per request, deterministic given the weights and `seed`; at most
-        `max_response_tokens` policy tokens per episode (a length stage), else the context limit."""
+    def rollout(self, requests: Sequence[TaskRequest], seed: int, max_response_tokens: int | None = None,
+                group_size: int | None = None) -> list[Episode]:
+        """`group_size` episodes per request (None: rollout.group_size; the curriculum probe asks
+        for 1), deterministic given the weights and `seed`; at most `max_response_tokens` policy
+        tokens per episode (a length stage), else the context limit."""
         from toolgym.agents.rollout import RolloutRunner
 
         started = time.monotonic()
+        group = self.cfg.rollout.group_size if group_size is None else group_size
         with torch_threads(self.threads):
-            runner = RolloutRunner(self.engine, self.tokenizer, group_size=self.cfg.rollout.group_size,
+            runner = RolloutRunner(self.engine, self.tokenizer, group_size=group,
                                    sampling=sampling_params(self.cfg, seed), env_kwargs=env_kwargs(self.cfg),
                                    sandbox=self.sandbox, max_context=self.cfg.sampling.max_episode_tokens,
                                    max_response_tokens=max_response_tokens,
