@@ -114,3 +114,21 @@ def test_log_probs_and_entropy_without_a_log_softmax_match_it(entropy: str,
     (want_logp[:, 3:].sum() + (want_ent[:, 3:].sum() if entropy == "grad" else 0)).backward()
     for mine, theirs in zip(ours, (p.grad for p in model.parameters()), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_the_decode_buffer_keeps_a_quarter_spare_not_double() -> None:
+    """A prefill of 1,000 positions then 96 decoded ones: one buffer of 1,250 (it was 2,000), and the
+    keys read back are exactly those written."""
+    from toolgym.agents.prefix_cache import buffer_capacity, new_cache
+
+    cache = new_cache()
+    keys = torch.randn(2, 3, 1000, 8)
+    cache.update(keys, keys.clone(), 0)
+    for t in range(96):
+        step = torch.full((2, 3, 1, 8), float(t))
+        cache.update(step, step.clone(), 0)
+    layer = cache.layers[0]
+    assert buffer_capacity(1000) == 1250 and buffer_capacity(10) == 74
+    assert layer._kbuf.shape[-2] == 1250 and layer.keys.shape[-2] == 1096
+    torch.testing.assert_close(layer.keys[:, :, :1000], keys)
+    assert layer.keys[0, 0, 1000 + 95, 0].item() == 95.0
