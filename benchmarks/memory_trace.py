@@ -90,12 +90,15 @@ class MemoryCgroup:
         return int(fields.get("oom_kill", 0))
 
     def remove(self) -> None:
-        for _ in range(50):  # the last processes may still be exiting
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.1)
+        """Remove the cgroup and what was made inside it (a killed run leaves its sandboxes' cgroups)."""
+        inner = sorted((p for p in self.path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for path in [*inner, self.path]:
+            for _ in range(50):  # the last processes may still be exiting
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 def role_of(pid: int) -> str:
