@@ -4,6 +4,10 @@ Real local Ray, real tiny transformer."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from toolgym.agents.episode import Episode
@@ -132,3 +136,22 @@ def test_the_decode_buffer_keeps_a_quarter_spare_not_double() -> None:
     assert layer._kbuf.shape[-2] == 1250 and layer.keys.shape[-2] == 1096
     torch.testing.assert_close(layer.keys[:, :, :1000], keys)
     assert layer.keys[0, 0, 1000 + 95, 0].item() == 95.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's (Linux)")
+def test_freed_heap_memory_goes_back_to_the_system() -> None:
+    """64 kB tensors come from glibc's heap; freeing 19 of every 20 leaves the resident size where it
+    was (the heap keeps them) until release_free_memory returns the free pages."""
+    from toolgym.trainers.run.heap import release_free_memory
+
+    def resident_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    keep, junk = [], []
+    for i in range(4000):
+        (keep if i % 20 == 0 else junk).append(torch.ones(16_000))  # 245 MB freed below
+    junk.clear()
+    before = resident_mb()
+    assert release_free_memory()
+    assert resident_mb() < before - 150
+    assert len(keep) == 200

@@ -38,6 +38,7 @@ from toolgym.trainers.report.metrics import (
 )
 from toolgym.trainers.run.ahead import RolloutsAhead, staleness_metrics, step_seed
 from toolgym.trainers.run.background_eval import BackgroundEvals, eval_kwargs, record_eval
+from toolgym.trainers.run.heap import release_free_memory
 from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import background_eval, make_pool
 from toolgym.trainers.run.runstate import RunState
@@ -157,6 +158,7 @@ def train_step(run: RunState) -> dict[str, Any]:
         run.entropy.update(learned["actor/entropy"])
     t_sync = time.monotonic()
     run.pool.sync(run.learner.policy_state(), version=step, wait=cfg.run.max_staleness == 0)
+    release_free_memory()  # an in-process learner's activations: not held while the actors generate
     run.step = step
     step_metrics = episode_metrics(all_episodes, rollout_s)
     run.policy_tokens += int(step_metrics["rollout/tokens"])

@@ -48,6 +48,7 @@ from toolgym.trainers.config.checks import uses_reference
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.learner.batching import Sample
 from toolgym.trainers.learner.learner import Learner, entropy_mode, policy_loss_fn
+from toolgym.trainers.run.heap import release_free_memory
 
 SETUP_TIMEOUT_S = 600.0  # actors not placed and joined by then: the cluster lacks the declared resources
 
@@ -127,6 +128,7 @@ class LearnerRank:
     def update(self, samples: Sequence[Sample],
                entropy_coef: float | None) -> tuple[dict[str, float], int, int]:
         metrics = self.learner.update(samples, entropy_coef)
+        release_free_memory()  # the activations, back to the system while the rollouts run
         return metrics, self.learner.steps_done, self.learner.steps_skipped
 
     def _full_model_state(self) -> dict[str, torch.Tensor]:

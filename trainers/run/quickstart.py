@@ -27,6 +27,7 @@ from typing import Any
 
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import peak_rss_mb, read_metrics
+from toolgym.trainers.run.heap import release_free_memory
 from toolgym.trainers.run.warm_start import warm_start
 
 SUMMARY_KEYS = ("heldout_pass1_sft", "heldout_pass1_rl", "wall_s", "peak_rss_mb")
@@ -55,6 +56,7 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     try:
         base = evaluate_base(cfg, run_dir) if cfg.eval.before_warm_start and cfg.eval.problems > 0 else None
         warm, sft_info = warm_start(cfg, run_dir, cfg.run.progress)
+        release_free_memory()  # the SFT model, optimizer and activations, before RL's processes start
     except KeyboardInterrupt:
         kept = [name for name in ("base_model", "demos.jsonl") if (run_dir / name).exists()]
         return {"interrupted": True, "stage": "warm_start", "kept": kept}

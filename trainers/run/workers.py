@@ -33,6 +33,7 @@ from toolgym.envs.types import TaskRequest
 from toolgym.trainers.config.checks import task_kwargs
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.config.yaml_io import from_dict
+from toolgym.trainers.run.heap import release_free_memory
 from toolgym.trainers.run.weight_payload import WeightPayload
 
 LOCKSTEP = {"batch_fraction": 1.0, "max_wait_s": 1e6}  # every model call waits for all live episodes
@@ -106,6 +107,7 @@ class RolloutWorker:
             finally:
                 runner.close()
                 self.busy_s += time.monotonic() - started
+                release_free_memory()  # while the learner peaks, the batch's caches are not held
         for episode in episodes:
             episode.policy_version = self.version
         return episodes
@@ -122,6 +124,7 @@ class RolloutWorker:
                             env_kwargs=env_kwargs(self.cfg), sandbox=self.sandbox, progress=False,
                             task_kwargs=task_kwargs(self.cfg))
         self.busy_s += time.monotonic() - started
+        release_free_memory()  # the evaluation's caches, back to the system (trainers/run/heap.py)
         return {**result, "policy_version": self.version}
 
     def sandbox_isolation(self) -> dict[str, Any]:
@@ -136,6 +139,7 @@ class RolloutWorker:
         version, with which the episodes generated from now on are tagged. A `WeightPayload` (what
         RayPool sends) is read in place from the object store."""
         self.engine.update_weights(state.tensors() if isinstance(state, WeightPayload) else state)
+        release_free_memory()  # the prefix cache the new weights invalidated
         if version is not None:
             self.version = version
 
