@@ -102,14 +102,17 @@ class MemoryCgroup:
 
 
 def role_of(pid: int) -> str:
-    """driver / rollout actor / ray system / sandbox / other, from the process's command line."""
+    """driver / rollout actor / ray agents / ray idle worker / ray system / sandbox / other, from
+    the process's command line."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "gone"
     text = b" ".join(argv).decode(errors="replace")
     if text.startswith("ray::"):
-        return "rollout actor" if "Worker" in text or "Evaluator" in text else "ray idle worker"
+        if "Worker" in text or "Evaluator" in text:
+            return "rollout actor"
+        return "ray agents" if "Agent" in text else "ray idle worker"  # ray::IDLE: a worker process waiting
     if any(name in text for name in ("raylet", "gcs_server", "dashboard", "log_monitor", "ray/_private")):
         return "ray system"
     if "bwrap" in text or "toolgym_sandbox" in text or "sandbox" in text:
