@@ -232,5 +232,4 @@ def test_learner_update_with_prefix_packing_is_the_plain_update() -> None:
         assert ((1, 53) in shapes) is share  # each group's prompt fed once (but its last token: logits)
         states.append(learner.model.state_dict())
     for name, value in states[1].items():
-        # lr 1e-2 Adam steps amplify float noise (logsumexp vs log-softmax rounding: 1.3e-5 seen)
-        torch.testing.assert_close(states[0][name], value, atol=3e-5, rtol=1e-4)
+        torch.testing.assert_close(states[0][name], value, atol=1e-5, rtol=1e-4)

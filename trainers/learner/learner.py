@@ -91,7 +91,9 @@ def token_logprobs(model: torch.nn.Module, mb: MicroBatch, temperature: float = 
     logits = logits[:, :-1].float()  # [B, T-1-first, V]: predictions of targets[:, first:]
     if temperature not in (0.0, 1.0):
         logits = logits / temperature
-    # log pi = logit - logsumexp: no [B, K, V] log-softmax kept for the backward besides the logits
+    # log pi = (logit - max) - logsumexp(logit - max), log-softmax's own rounding, without its [B, K, V]
+    # output: the shifted logits are the one such tensor the backward keeps (the raw ones are freed)
+    logits = logits - logits.detach().amax(dim=-1, keepdim=True)
     lse = torch.logsumexp(logits, dim=-1)  # [B, K]
     logp = logits.gather(-1, mb.targets[:, first:].unsqueeze(-1)).squeeze(-1) - lse
     ent = None
