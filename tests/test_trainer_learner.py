@@ -9,6 +9,7 @@ import copy
 import math
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -187,6 +188,45 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(tmp_path) -> None:
     for k, v in single.model.state_dict().items():
         torch.testing.assert_close(r0["params"][k], v, atol=1e-5, rtol=1e-4)
     assert math.isfinite(sum(float(g.abs().sum()) for g in r0["grads"].values()))
+
+
+def _rank_with_an_empty_share(rank: int, world: int, port: int, out_dir: str) -> None:
+    from toolgym.trainers.learner.distributed import init_distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    info = init_distributed("gloo", rank=rank, world_size=world)
+    learner = Learner(_tiny_model(), OptimizerConfig(lr=1e-3, micro_batch_tokens=40), _ratio_loss,
+                      total_steps=2, dist=info)
+    metrics = [learner.update(_samples(1, seed=s)) for s in (3, 4)]  # one sample: rank 1 has none
+    torch.save({"params": learner.model.state_dict(), "metrics": metrics},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_a_rank_without_samples_reduces_the_same_metrics_as_the_others(tmp_path) -> None:
+    """One sample on two ranks: rank 1 has no micro-batch, so no metric of its own. Its step must
+    still pair its reductions with rank 0's (before: name-by-name reductions misaligned and hung),
+    and both ranks must report one process's figures."""
+    ctx = mp.spawn(_rank_with_an_empty_share, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("two gloo ranks, one without samples, did not finish their updates in 120 s")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    single = Learner(_tiny_model(), OptimizerConfig(lr=1e-3, micro_batch_tokens=40), _ratio_loss,
+                     total_steps=2)
+    expected = [single.update(_samples(1, seed=s)) for s in (3, 4)]
+    for ranked in (r0["metrics"], r1["metrics"]):
+        for got, want in zip(ranked, expected, strict=True):
+            assert set(got) == set(want)
+            assert got["loss/policy"] == pytest.approx(want["loss/policy"], rel=1e-5, abs=1e-7)
+            assert want["loss/policy"] != 0.0
+    for k, v in single.model.state_dict().items():
+        assert torch.equal(r0["params"][k], r1["params"][k]), k
+        torch.testing.assert_close(r0["params"][k], v, atol=1e-5, rtol=1e-4)
 
 
 def test_registry_loss_through_the_learner_is_microbatch_invariant() -> None:

@@ -107,3 +107,22 @@ def all_reduce(value: float, info: DistInfo, op: str = "sum") -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
     return float(t.item())
+
+
+def all_reduce_sums(values: dict[str, float], info: DistInfo) -> dict[str, float]:
+    """Sum named scalars over ranks, whichever names each rank has (a missing name counts 0).
+
+    Ranks first agree on the union of the names, then reduce one tensor: a rank with no sample in a
+    mini-batch has no metric at all, and reducing name by name would pair different names across
+    ranks (or hang on a collective the others never call)."""
+    if not info.enabled:
+        return {k: float(v) for k, v in values.items()}
+    gathered: list[list[str] | None] = [None] * info.world_size
+    dist.all_gather_object(gathered, sorted(values))
+    names = sorted({name for names in gathered for name in names or []})
+    if not names:
+        return {}
+    device = torch.device("cuda", info.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([float(values.get(k, 0.0)) for k in names], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return dict(zip(names, t.tolist(), strict=True))

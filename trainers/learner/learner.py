@@ -34,6 +34,7 @@ from toolgym.trainers.learner.distributed import (
     DistInfo,
     accumulating,
     all_reduce,
+    all_reduce_sums,
     unwrap,
     wrap_model,
     wrap_reference,
@@ -149,14 +150,15 @@ class Learner:
         # Under FSDP2 it is sharded like the policy, so every rank runs its forwards in lockstep.
         self.reference = (wrap_reference(reference.to(self.device), self.dist, strategy)
                           if reference is not None else None)
-        # FSDP2 all-gathers a layer's shards in each forward: a rank with fewer micro-batches than
-        # another still runs forwards (on a padding row) where DDP can take a zero loss without one
-        self.lockstep_forward = self.dist.enabled and strategy == "fsdp2"
+        # a rank with fewer micro-batches than another still runs forwards, on a padding row with
+        # weight 0: FSDP2 all-gathers a layer's shards in each forward, and DDP all-reduces gradients
+        # only after a forward through it (a zero loss without one pairs its collectives wrongly)
+        self.lockstep_forward = self.dist.enabled
         self.reference_in_loss = reference_in_loss and self.reference is not None
         # rollout/logprob_mismatch needs behaviour log-probs: off for SFT (its samples carry none)
         self.measure_mismatch = measure_mismatch
         # FSDP2 reshards after each forward call, and its backward fails after two calls: DDP or one rank only
-        self.share_prefix = cfg.share_prefix and not self.lockstep_forward
+        self.share_prefix = cfg.share_prefix and not (self.dist.enabled and strategy == "fsdp2")
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                            weight_decay=cfg.weight_decay)
@@ -274,11 +276,10 @@ class Learner:
 
     def _micro_loss(self, mb: MicroBatch | None, norm: LossNormalisers, entropy_coef: float | None,
                     measure: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if norm.num_tokens == 0 or (mb is None and not self.lockstep_forward):
-            # nothing to learn on any rank, or a padding step that keeps DDP's backward calls equal
+        if norm.num_tokens == 0:  # nothing to learn on any rank: every rank takes the same zero loss
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
-        if mb is None:  # FSDP2 padding step: the forwards (and their all-gathers) of a real one, weight 0
+        if mb is None:  # padding step: a real one's forwards (FSDP2's all-gathers, DDP's reducer), weight 0
             loss, _ = self._micro_loss(self._padding_batch(), norm, entropy_coef)
             return loss * 0.0, {}
         mb = mb.to(self.device)
@@ -295,13 +296,13 @@ class Learner:
         return loss * self.dist.world_size, parts
 
     def _padding_batch(self) -> MicroBatch:
-        """One two-token row with nothing trained on it: what an FSDP2 padding step feeds forward."""
+        """One two-token row with nothing trained on it: what a padding step feeds forward."""
         row = Sample(ids=[self.pad_id] * 2, mask=[0.0], old_logp=[0.0], advantages=[0.0])
         return micro_batches([row], self.cfg.micro_batch_tokens, self.pad_id)[0]
 
     def _apply(self, finite: bool, metrics: dict[str, float]) -> dict[str, float]:
         """Reduce metrics, then clip and step, or skip a non-finite step."""
-        metrics = {k: all_reduce(v, self.dist) for k, v in sorted(metrics.items())}
+        metrics = all_reduce_sums(metrics, self.dist)
         finite = all_reduce(0.0 if finite else 1.0, self.dist, "max") == 0.0
         params = [p for p in self.module.parameters() if p.requires_grad]
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
