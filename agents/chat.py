@@ -141,6 +141,17 @@ class Conversation:
         self.messages += [dict(m) for m in observations]
         return ids
 
+    def cut_to(self, total: int) -> int:
+        """Keep the first `total` ids of the stream (prompt included); return how many were cut.
+
+        For observations that overflow the context: the engine never reads past it, so the ids past
+        it are nothing any position is trained on or conditioned by (the episode ends there)."""
+        keep = max(0, total - len(self.prompt_ids))
+        cut = max(0, len(self.response_ids) - keep)
+        if cut:
+            del self.response_ids[keep:], self.loss_mask[keep:], self.logprobs[keep:]
+        return cut
+
 
 def _require_prefix(shorter: str, longer: str, what: str) -> None:
     if not longer.startswith(shorter):

@@ -23,7 +23,9 @@ appends the sampled ids (mask 1, behaviour log-probs) and the rendered observati
 engine always continues from exactly `prompt_ids + response_ids`. A turn that would overflow
 `max_context`, or the episode's `max_response_tokens` sampled tokens over all turns (a length stage's
 cap), is cut to fit (a prefix of a sample is still a sample) and ends the episode with finish
-reason "length" (reward 0, truncated). Text mode (a chat engine, or no tokenizer) keeps the messages only.
+reason "length" (reward 0, truncated); so do observations that overflow `max_context` (the ids past
+it are dropped: the engine never reads them; the message history keeps the whole text).
+Text mode (a chat engine, or no tokenizer) keeps the messages only.
 
 Failures are data: an engine, sandbox, environment or verifier failure ends that episode with
 finish reason "error" and the error text; the other episodes carry on.
@@ -260,6 +262,7 @@ class RolloutRunner:
                 s.messages += rest[0]
                 if not self.text_mode:
                     s.conv.add_observations(rest[0])  # type: ignore[union-attr]
+                    s.conv.cut_to(self.max_context)  # type: ignore[union-attr]  # then "length" at _act
         except Exception as exc:
             self._complete(s, "error", error=exc)
 

@@ -226,6 +226,29 @@ def test_context_limit_cuts_the_turn_and_ends_with_length(engine: HFEngine) -> N
     assert len(sampled.ids) > len(ep.response_ids) == 10 and ep.response_ids == sampled.ids[:10]
 
 
+def test_an_observation_past_the_context_is_cut_there_and_ends_with_length(engine: HFEngine) -> None:
+    """A program printing ~4,000 characters in a 300-token context: before, the Episode kept the whole
+    rendered output (thousands of ids past the context, fed to the learner and the prefix cache)."""
+    tok = engine.tokenizer
+
+    class LongPrint:
+        def act(self, states, params):
+            text = "```python\nprint('ab ' * 3000)\n```"
+            ids = tok.encode(text)
+            return [Generation(ids, [-0.5] * len(ids), "stop", text) for _ in states]
+
+    limit = 300
+    with RolloutRunner(LongPrint(), tok, max_context=limit, keep_messages=True) as runner:
+        ep = runner.run([TaskRequest(ARITH, 0, "train")])[0]
+    with RolloutRunner(LongPrint(), tok, keep_messages=True) as runner:
+        free = runner.run([TaskRequest(ARITH, 0, "train")])[0]
+    assert len(free.input_ids) > 2 * limit  # without the limit the output is rendered whole
+    assert ep.finish_reason == "length" and ep.truncated and ep.reward == 0.0
+    assert len(ep.input_ids) == limit and len(ep.loss_mask) == len(ep.logprobs) == len(ep.response_ids)
+    assert ep.input_ids == free.input_ids[:limit] and ep.loss_mask == free.loss_mask[:len(ep.loss_mask)]
+    assert "ab ab" in ep.messages[-1]["content"]  # the message history keeps the text
+
+
 def test_max_response_tokens_caps_the_policy_tokens_over_all_turns(engine: HFEngine) -> None:
     """A length stage's cap: the episode's sampled tokens (all turns) stop at the cap, finish 'length'."""
     tok = engine.tokenizer
