@@ -150,10 +150,6 @@ class Learner:
         # Under FSDP2 it is sharded like the policy, so every rank runs its forwards in lockstep.
         self.reference = (wrap_reference(reference.to(self.device), self.dist, strategy)
                           if reference is not None else None)
-        # a rank with fewer micro-batches than another still runs forwards, on a padding row with
-        # weight 0: FSDP2 all-gathers a layer's shards in each forward, and DDP all-reduces gradients
-        # only after a forward through it (a zero loss without one pairs its collectives wrongly)
-        self.lockstep_forward = self.dist.enabled
         self.reference_in_loss = reference_in_loss and self.reference is not None
         # rollout/logprob_mismatch needs behaviour log-probs: off for SFT (its samples carry none)
         self.measure_mismatch = measure_mismatch
@@ -279,7 +275,10 @@ class Learner:
         if norm.num_tokens == 0:  # nothing to learn on any rank: every rank takes the same zero loss
             dummy = next(p for p in self.module.parameters() if p.requires_grad)
             return dummy.sum() * 0.0, {}
-        if mb is None:  # padding step: a real one's forwards (FSDP2's all-gathers, DDP's reducer), weight 0
+        # a rank with fewer micro-batches than another still runs forwards, on a padding row with
+        # weight 0: FSDP2 all-gathers a layer's shards in each forward, and DDP all-reduces gradients
+        # only after a forward through it (a zero loss without one pairs its collectives wrongly)
+        if mb is None:
             loss, _ = self._micro_loss(self._padding_batch(), norm, entropy_coef)
             return loss * 0.0, {}
         mb = mb.to(self.device)
