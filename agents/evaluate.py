@@ -122,12 +122,13 @@ def standard_error(values: Sequence[float]) -> float | None:
 def evaluate(policy: Any, tokenizer: Any = None, tasks: str | Sequence[str] = "quickstart", *,
              split: str = "heldout", n: int = 8, ks: Sequence[int] = (1, 4, 8), num_problems: int = 20,
              sampling: SamplingParams | None = None, env_kwargs: dict[str, Any] | None = None,
-             sandbox: Any = None, progress: bool = True, max_inflight: int = 256,
+             sandbox: Any = None, progress: bool = True, max_inflight: int | None = None,
              keep_episodes: bool = False,
              task_kwargs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Roll out `n` samples of the first `num_problems` instances of each task's `split`; return
     {"config", "overall", "per_task", "errors"} (and "episodes" when `keep_episodes`); "errors" lists
     the first distinct episode error texts (an errored episode is data, but never silently a 0.0).
+    `max_inflight`: episodes alive at once (None: the runner's default for this engine, rollout.py).
     `sandbox`: a backend or pool for the episodes (None: the process-wide default pool); the isolation
     it obtained is recorded in config["sandbox"].
     `task_kwargs`: task id -> extra `make` kwargs for that task only (family options, e.g.

@@ -9,6 +9,14 @@ runner keeps up to `max_inflight` episodes alive and loops:
                                              with each other and with the next model call)
     an episode that ends                  -> an `Episode`; a new group is admitted in its place
 
+How many episodes are alive at once: `max_inflight`, by default twice the batch of an engine that
+generates in fixed-size batches one after another (`max_batch_size`, the transformers engine) and
+256 otherwise (vLLM and servers batch continuously). More live episodes than an engine computes at
+once add no throughput there, only waiting: each episode's wall-clock limit (`EnvConfig.episode_time`,
+generation included) would then count the other episodes' generation, and the prefix cache would hold
+every live episode's keys and values (SmolLM2's base model, evaluated 48 problems x 4 samples at once
+on a CPU with batches of 16, ran out of its 600 s on 191 of 192 episodes).
+
 Episodes finish independently. Before each model call the runner waits for stragglers only while
 fewer than `batch_fraction` of the live episodes are waiting, and for at most `max_wait_s` (default:
 a tenth of the last model call, within [10 ms, 1 s]: stragglers are worth a short wait when a model
@@ -85,20 +93,31 @@ def as_agent(policy: Any, tokenizer: Any = None) -> Agent:
                     f"got {type(policy).__name__}")
 
 
+UNBOUNDED_INFLIGHT = 256  # live episodes for engines that batch continuously (vLLM, servers)
+
+
+def default_inflight(agent: Agent) -> int:
+    """Live episodes worth keeping for this agent: twice its engine's fixed batch (one batch generating,
+    one more ready), else UNBOUNDED_INFLIGHT."""
+    batch = getattr(getattr(agent, "engine", None), "max_batch_size", None)
+    return 2 * int(batch) if isinstance(batch, int) and batch > 0 else UNBOUNDED_INFLIGHT
+
+
 class RolloutRunner:
     """Runs `group_size` episodes per `TaskRequest` with many episodes in flight."""
 
     def __init__(self, policy: Any, tokenizer: Any = None, *, group_size: int = 1,
                  sampling: SamplingParams | None = None, env_kwargs: Mapping[str, Any] | None = None,
-                 sandbox: Any = None, max_inflight: int = 256, max_workers: int = 16,
+                 sandbox: Any = None, max_inflight: int | None = None, max_workers: int = 16,
                  max_context: int | None = None, max_response_tokens: int | None = None,
                  batch_fraction: float = 0.9, max_wait_s: float | None = None,
                  keep_messages: bool = False, on_rewrite: str = "fallback",
                  on_episode: Callable[[Episode], None] | None = None,
                  task_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.agent = as_agent(policy, tokenizer)
+        max_inflight = default_inflight(self.agent) if max_inflight is None else max_inflight
         if group_size < 1 or max_inflight < 1:
             raise ValueError(f"group_size and max_inflight must be >= 1, got {group_size}, {max_inflight}")
-        self.agent = as_agent(policy, tokenizer)
         self.text_mode = tokenizer is None or isinstance(self.agent, ChatAgent)
         self.renderer = None if self.text_mode else ChatRenderer(tokenizer, on_rewrite=on_rewrite)  # type: ignore[arg-type]
         self.group_size = group_size

@@ -268,3 +268,32 @@ def test_max_response_tokens_caps_the_policy_tokens_over_all_turns(engine: HFEng
     assert hit and all(ep.finish_reason == "length" and ep.truncated for ep in hit)
     with pytest.raises(ValueError, match="max_response_tokens must be >= 1"):
         RolloutRunner(engine, tok, max_response_tokens=0)
+
+
+def test_live_episodes_default_to_twice_the_engines_batch(engine: HFEngine) -> None:
+    """An engine that computes fixed batches one after another (max_batch_size 2 here) keeps 4 episodes
+    alive by default: its calls never see more prompts, while an explicit max_inflight admits all 8 at
+    once. (More live episodes only wait: each one's wall-clock limit would count the others' turns.)"""
+    small = HFEngine(engine.model, engine.tokenizer, max_batch_size=2)
+    calls: list[int] = []
+    real_generate = small.generate
+
+    def recording(prompts, params):
+        calls.append(len(prompts))
+        return real_generate(prompts, params)
+
+    small.generate = recording  # type: ignore[method-assign]
+    sampling = SamplingParams(temperature=1.0, max_tokens=4, seed=0)
+    requests = [TaskRequest(ARITH, i, "train") for i in range(4)]
+    with RolloutRunner(small, small.tokenizer, group_size=2, sampling=sampling,
+                       env_kwargs={"max_turns": 2}) as runner:
+        assert runner.max_inflight == 4
+        bounded = runner.run(requests)
+    assert len(bounded) == 8 and max(calls) == 4
+    calls.clear()
+    with RolloutRunner(small, small.tokenizer, group_size=2, sampling=sampling, env_kwargs={"max_turns": 2},
+                       max_inflight=256) as runner:
+        runner.run(requests)
+    assert max(calls) == 8
+    # an engine without a fixed batch (vLLM, a server) keeps the old bound
+    assert RolloutRunner(Recording(engine), engine.tokenizer).max_inflight == 256
