@@ -35,3 +35,17 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT delivered as Python delivers it to a foreground process, whatever this one inherited.
+
+    A shell starts background jobs (``pytest ... &``) with SIGINT ignored, and Python keeps that
+    disposition; the tests that press Ctrl-C need the interactive one to see what a user sees.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

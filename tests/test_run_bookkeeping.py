@@ -17,8 +17,8 @@ from toolgym.cli import main
 TRAIN = ["train", "--no-ray", *SMALL]
 
 
-def test_ctrl_c_in_rl_writes_no_unmeasured_figure_and_resume_rewrites_the_summary(tmp_path: Path, capsys,
-                                                                                 monkeypatch) -> None:
+def test_ctrl_c_in_rl_writes_no_unmeasured_figure_and_resume_rewrites_the_summary(
+        tmp_path: Path, capsys, monkeypatch, ctrl_c_reaches_python) -> None:
     import toolgym.trainers.run.driver as driver
 
     real_step = driver.train_step
@@ -47,8 +47,8 @@ def test_ctrl_c_in_rl_writes_no_unmeasured_figure_and_resume_rewrites_the_summar
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl") if "reward/mean" in r] == [1, 2]
 
 
-def test_ctrl_c_in_the_warm_start_exits_cleanly_and_resume_continues(tmp_path: Path, capsys,
-                                                                     monkeypatch) -> None:
+def test_ctrl_c_in_the_warm_start_exits_cleanly_and_resume_continues(
+        tmp_path: Path, capsys, monkeypatch, ctrl_c_reaches_python) -> None:
     import toolgym.trainers.run.sft as sft
 
     real_sft = sft.run_sft

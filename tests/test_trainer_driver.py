@@ -182,7 +182,8 @@ def test_a_killed_rollout_actor_is_replaced_and_its_requests_retried(local_ray, 
     assert [e.response_ids for e in base] != [e.response_ids for e in before]
 
 
-def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_returns(tmp_path: Path, monkeypatch) -> None:
+def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_returns(tmp_path: Path, monkeypatch,
+                                                                  ctrl_c_reaches_python) -> None:
     import toolgym.trainers.run.driver as driver
 
     real_step = driver.train_step
