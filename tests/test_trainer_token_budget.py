@@ -97,3 +97,48 @@ def test_the_progress_bar_counts_what_the_run_stops_on() -> None:
                                            policy_tokens=12))
     steps.update({"rollout/tokens_total": 40.0})
     assert steps.position == 4
+
+
+def test_the_bar_starts_its_clock_at_the_first_step_not_at_set_up(tmp_path: Path, monkeypatch) -> None:
+    """Set-up before the first step (here the curriculum probe and the starting held-out evaluation;
+    with a real model many minutes) is not counted in the bar's elapsed time and rate: a bar drawn at
+    set-up showed SmolLM2's 80 s steps as 315 s/it with a 1.5-hour ETA for a 25-minute run."""
+    import toolgym.trainers.run.driver as driver
+    from toolgym.trainers.report.metrics import Progress
+
+    events: list[str] = []
+
+    def logged(name, real):
+        def wrapper(*args, **kwargs):
+            events.append(name if name != "eval" else f"eval {args[0].step}")
+            return real(*args, **kwargs)
+        return wrapper
+
+    for name, attr in (("probe", "probe_curriculum"), ("eval", "evaluate"), ("step", "train_step")):
+        monkeypatch.setattr(driver, attr, logged(name, getattr(driver, attr)))
+    monkeypatch.setattr(Progress, "start", logged("bar", Progress.start))
+    probe = ["curriculum.scheduler=potential", "curriculum.probe_samples=2",
+             "curriculum.options={unit: instance, instances_per_family: 2}"]
+    fit(load_config(None, [*TINY, *probe, "run.steps=2", "run.progress=true"]), tmp_path / "run")
+    assert events == ["probe", "eval 0", "bar", "step", "step", "eval 2"]
+
+
+def test_a_deferred_bar_counts_its_time_from_start(capsys) -> None:
+    import time
+
+    from toolgym.trainers.report.metrics import Progress
+
+    bar = Progress(5, initial=2, start=False)
+    assert "train" not in capsys.readouterr().err  # nothing drawn yet
+    time.sleep(0.5)
+    bar.start()
+    bar.start()  # idempotent: one bar
+    shown = bar._bar.format_dict
+    assert shown["n"] == 2 and shown["elapsed"] < 0.4
+    bar.update({})
+    assert bar._bar.n == 3
+    bar.close()
+    assert capsys.readouterr().err.count("train:") >= 1
+    off = Progress(5, enabled=False, start=False)
+    off.start()
+    assert off._bar is None

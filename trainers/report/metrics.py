@@ -137,17 +137,26 @@ class Progress:
               ("stage", "curriculum/stage", ".0f"), ("tok/s", "rollout/tokens_per_s", ".0f"))
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train",
-                 fields: tuple[tuple[str, str, str], ...] = FIELDS, counter: str | None = None) -> None:
+                 fields: tuple[tuple[str, str, str], ...] = FIELDS, counter: str | None = None,
+                 start: bool = True) -> None:
         """`fields`: (label, metric name, format) shown after the bar. `counter`: a running-total
         metric the bar follows instead of counting one per update (e.g. `rollout/tokens_total` for a
-        run stopped by a token budget: its ETA is then in the unit the run stops on)."""
-        self._bar = None
+        run stopped by a token budget: its ETA is then in the unit the run stops on). `start=False`
+        draws the bar (and starts its clock) only at `start()`: set-up before the first step (a
+        probe, a held-out evaluation) would otherwise count as the first steps' time in its ETA."""
+        self._bar: Any = None
         self.fields, self.counter, self.position = fields, counter, initial
-        if enabled:
+        self._bar_args = dict(total=total, desc=desc, dynamic_ncols=True, unit="tok" if counter else "it",
+                              unit_scale=bool(counter)) if enabled else None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Draw the bar from the current position; its elapsed time and rate count from now."""
+        if self._bar is None and self._bar_args is not None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
-                             unit="tok" if counter else "it", unit_scale=bool(counter))
+            self._bar = tqdm(initial=self.position, **self._bar_args)
 
     def update(self, metrics: Mapping[str, Any]) -> None:
         value = metrics.get(self.counter) if self.counter else None

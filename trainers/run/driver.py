@@ -73,6 +73,7 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
                 start.update(eval_metrics(evals[0]))
         if start:
             run.logger.log(0, start)
+        progress.start()
         with interrupt_flag() as interrupted:
             while run.step < cfg.run.steps and not interrupted() and not out_of_time(run) \
                     and not out_of_tokens(run):
@@ -115,12 +116,13 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
 
 def train_progress(run: RunState) -> Progress:
     """The training bar: over steps, or over generated tokens when `run.token_budget` stops the run
-    (the probe's and refills' tokens included, as the budget counts them)."""
+    (the probe's and refills' tokens included, as the budget counts them). `fit` starts it at the
+    first step, after the workers, the probe and the starting evaluation."""
     cfg = run.cfg
     if cfg.run.token_budget is None:
-        return Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress)
+        return Progress(cfg.run.steps, initial=run.step, enabled=cfg.run.progress, start=False)
     return Progress(cfg.run.token_budget, initial=run.policy_tokens, enabled=cfg.run.progress,
-                    desc="train (tokens)", counter="rollout/tokens_total")
+                    desc="train (tokens)", counter="rollout/tokens_total", start=False)
 
 
 def train_step(run: RunState) -> dict[str, Any]:
