@@ -38,6 +38,8 @@ from toolgym.trainers.report.metrics import (
 )
 from toolgym.trainers.run.ahead import RolloutsAhead, staleness_metrics, step_seed
 from toolgym.trainers.run.background_eval import BackgroundEvals, eval_kwargs, record_eval
+from toolgym.trainers.run.deadline import Deadline
+from toolgym.trainers.run.deadline import now as deadline_clock
 from toolgym.trainers.run.heap import release_free_memory
 from toolgym.trainers.run.probe import probe_curriculum
 from toolgym.trainers.run.rollout_pool import background_eval, make_pool
@@ -48,11 +50,16 @@ if TYPE_CHECKING:
     from toolgym.agents.episode import Episode
 
 
-def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
+        deadline: Deadline | None = None) -> dict[str, Any]:
     """Train for `cfg.run.steps` steps; returns the last step's metrics and the held-out evaluations
     (step -> result) made before training, every `eval.every` steps and after the last step, the
-    workers' peak memory and busy seconds (rolling out, evaluating) and the run's wall seconds."""
+    workers' peak memory and busy seconds (rolling out, evaluating) and the run's wall seconds.
+    `deadline`: no step starts unless it and the final evaluation fit before `deadline.at`."""
     run = RunState.create(cfg, run_dir, resume=resume)
+    deadline = deadline or Deadline()
+    if cfg.eval.problems == 0:
+        deadline.measured_eval(0.0)  # no final evaluation to leave room for
     progress = train_progress(run)
     evals: dict[int, dict[str, Any]] = {}
     metrics: dict[str, Any] = {}
@@ -69,16 +76,19 @@ def fit(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[
             if background is not None:
                 background.submit(run)
             else:
+                t_eval = deadline_clock()
                 evals[0] = evaluate(run)
+                deadline.measured_eval(deadline_clock() - t_eval)  # what the final evaluation will cost
                 start.update(eval_metrics(evals[0]))
         if start:
             run.logger.log(0, start)
         progress.start()
         with interrupt_flag() as interrupted:
             while run.step < cfg.run.steps and not interrupted() and not out_of_time(run) \
-                    and not out_of_tokens(run):
-                tokens_before = run.policy_tokens
+                    and not out_of_tokens(run) and deadline.leaves_room():
+                tokens_before, t_step = run.policy_tokens, deadline_clock()
                 metrics = train_step(run)
+                deadline.measured_step(deadline_clock() - t_step)
                 if eval_due(cfg, run.step, tokens_before, run.policy_tokens) and not last_step(run):
                     if background is not None:
                         background.submit(run)

@@ -14,19 +14,21 @@ answer at once with a plausible wrong number (the environment scores them 0), an
 problems, prefers to guess, so greedy decoding rarely uses the tool. Whether to run code is decided
 by the first tokens of the turn; sampled groups mix right code answers with wrong guesses, and GPPO
 learns *when to use the tool* -- the behaviour R1-Code-Interpreter's RL stage improves.
-`quickstart.budget_s` bounds the whole run (RL stops early) so it fits its budget on a loaded machine.
+`quickstart.budget_s` bounds the whole run (RL stops early) so it fits its budget on a loaded machine:
+a step starts only if it and the final evaluation (timed on the starting one) still fit (deadline.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from toolgym.trainers.config.schema import TrainConfig
 from toolgym.trainers.report.metrics import peak_rss_mb, read_metrics
+from toolgym.trainers.run.deadline import Deadline
+from toolgym.trainers.run.deadline import now as deadline_clock
 from toolgym.trainers.run.heap import release_free_memory
 from toolgym.trainers.run.warm_start import warm_start
 
@@ -46,7 +48,7 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     from toolgym.trainers.run.checkpoint import latest_checkpoint
     from toolgym.trainers.run.driver import fit
 
-    started = time.monotonic()
+    started = deadline_clock()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():  # the run's environment, for `eval --model RUN_DIR/warm_model`
@@ -60,12 +62,13 @@ def run_warm_start_and_rl(cfg: TrainConfig, run_dir: str | Path, *, eval_reserve
     except KeyboardInterrupt:
         kept = [name for name in ("base_model", "demos.jsonl") if (run_dir / name).exists()]
         return {"interrupted": True, "stage": "warm_start", "kept": kept}
-    limit = rl_time_limit(cfg, started, eval_reserve_s)
-    rl_cfg = cfg.replace(model=dataclasses.replace(cfg.model, name_or_path=warm),
-                         run=dataclasses.replace(cfg.run, time_limit_s=limit))
-    result = fit(rl_cfg, run_dir, resume=resume and latest_checkpoint(run_dir) is not None)
+    rl_cfg = cfg.replace(model=dataclasses.replace(cfg.model, name_or_path=warm))
+    budget = cfg.quickstart.budget_s
+    deadline = Deadline(at=None if budget is None else started + budget, eval_s=eval_reserve_s)
+    result = fit(rl_cfg, run_dir, resume=resume and latest_checkpoint(run_dir) is not None,
+                 deadline=deadline)
     summary = {**measured_summary(run_dir, result), **base_summary(base),
-               "wall_s": round(time.monotonic() - started, 1),
+               "wall_s": round(deadline_clock() - started, 1),
                "peak_rss_mb": round(peak_rss_mb() + sum(result.get("worker_peak_rss_mb", [])), 1),
                "driver_peak_rss_mb": round(peak_rss_mb(), 1),
                "worker_peak_rss_mb": result.get("worker_peak_rss_mb", []),
@@ -104,15 +107,6 @@ def base_summary(base: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     return {"heldout_pass1_base": base["overall"]["pass@1"],
             "heldout_pass1_base_per_task": per_task_pass1(base)}
-
-
-def rl_time_limit(cfg: TrainConfig, started: float, eval_reserve_s: float) -> float | None:
-    """run.time_limit_s, shortened so that warm start + RL + the final eval fit quickstart.budget_s."""
-    limit = cfg.run.time_limit_s
-    if cfg.quickstart.budget_s is not None:
-        left = max(0.0, cfg.quickstart.budget_s - (time.monotonic() - started) - eval_reserve_s)
-        limit = left if limit is None else min(left, limit)
-    return limit
 
 
 def measured_summary(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
