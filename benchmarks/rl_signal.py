@@ -69,8 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
-    if args.prompts < 2 or args.controls < 0 or args.dev_count < 1:
-        p.error("--prompts must be >= 2 (two halves), --controls >= 0, --dev-count >= 1")
+    if args.prompts < 2 or args.controls < 0 or args.dev_count < 1 or args.dev_n < 1:
+        p.error("--prompts must be >= 2 (two halves), --controls >= 0, --dev-count and --dev-n >= 1")
     for flag, path in (("--model", args.model), ("--rl", args.rl)):
         if path is not None and not (Path(path) / "config.json").exists():
             p.error(f"{flag} {path!r}: give a model folder (with config.json)")
@@ -78,16 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_config(env_from: str) -> Any:
-    """The run's TrainConfig (from RUN/config.yaml or a config.yaml path)."""
-    import yaml
-    from toolgym.trainers.config.schema import TrainConfig
-    from toolgym.trainers.config.yaml_io import from_dict
+    """The run's TrainConfig (from a run directory, a checkpoint or a config.yaml)."""
+    from toolgym.commands._trained import trained_config
 
-    path = Path(env_from)
-    path = path / "config.yaml" if path.is_dir() else path
-    if not path.exists():
-        raise SystemExit(f"--env-from {env_from}: no config.yaml there (give a run directory)")
-    return from_dict(TrainConfig, yaml.safe_load(path.read_text()))
+    try:
+        return trained_config(env_from)[1]
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise SystemExit(f"--env-from {env_from}: {exc} (give a run directory)") from exc
 
 
 def rollout_batch(engine: Any, cfg: Any, args: argparse.Namespace) -> list[Any]:

@@ -123,3 +123,18 @@ def test_rl_signal_refuses_a_model_that_is_not_a_folder(tmp_path: Path) -> None:
     args = ["--model", str(tmp_path / "none"), "--env-from", str(tmp_path)]
     proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "give a model folder" in proc.stderr
+
+
+def test_rl_signal_refuses_bad_sample_counts_and_a_run_without_a_config(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    args = ["--model", str(model), "--env-from", str(tmp_path), "--dev-n", "0"]
+    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--dev-n >= 1" in proc.stderr
+    with benchmark_script("rl_signal") as bench:
+        with pytest.raises(SystemExit, match=r"no training config\.yaml"):
+            bench.run_config(str(tmp_path))
+        run = _toy_run(tmp_path)
+        assert bench.run_config(str(run)).rollout.group_size == 4  # a run directory, as before
+        assert bench.run_config(str(run / "config.yaml")).rollout.group_size == 4

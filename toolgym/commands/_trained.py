@@ -108,6 +108,8 @@ def _latest(root: Path) -> Path | None:
 
 
 def _is_train_config(path: Path) -> bool:
+    if not path.is_file():
+        return False
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError:
@@ -115,20 +117,28 @@ def _is_train_config(path: Path) -> bool:
     return isinstance(data, dict) and "rollout" in data and "sampling" in data
 
 
-def trained_env(config_path: str | Path) -> TrainedEnv:
-    """The training environment recorded in a run's `config.yaml` (or a run directory / checkpoint)."""
-    from toolgym.trainers.config.checks import task_ids, task_kwargs
+def trained_config(config_path: str | Path) -> tuple[Path, Any]:
+    """(the config.yaml, its TrainConfig) of a run: a config.yaml, a run directory or a checkpoint."""
     from toolgym.trainers.config.schema import TrainConfig
     from toolgym.trainers.config.yaml_io import from_dict
-    from toolgym.trainers.run.workers import env_kwargs
 
     path = Path(config_path)
-    if path.is_dir():
+    if path.is_dir() and _is_train_config(path / "config.yaml"):
+        path = path / "config.yaml"  # a run directory (with or without a model yet)
+    elif path.is_dir():
         found = resolve_model(path)[1]
         if found is None:
             raise FileNotFoundError(f"no training config.yaml in or above {path}")
         path = found
-    cfg = from_dict(TrainConfig, yaml.safe_load(path.read_text()))
+    return path, from_dict(TrainConfig, yaml.safe_load(path.read_text()))
+
+
+def trained_env(config_path: str | Path) -> TrainedEnv:
+    """The training environment recorded in a run's `config.yaml` (or a run directory / checkpoint)."""
+    from toolgym.trainers.config.checks import task_ids, task_kwargs
+    from toolgym.trainers.run.workers import env_kwargs
+
+    path, cfg = trained_config(config_path)
     tasks = {split: _safe_task_ids(task_ids, cfg, split) for split in ("train", cfg.eval.split)}
     e = cfg.eval
     return TrainedEnv(config_path=path, env_kwargs=env_kwargs(cfg), task_kwargs=task_kwargs(cfg),

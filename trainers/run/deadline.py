@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 clock: Callable[[], float] = time.monotonic  # the tests drive a fake one
 
@@ -28,7 +28,7 @@ class Deadline:
 
     at: float | None = None
     eval_s: float = 90.0
-    last_step_s: float = field(default=0.0)
+    last_step_s: float = 0.0
 
     def measured_eval(self, seconds: float) -> None:
         self.eval_s = seconds
